@@ -1,0 +1,246 @@
+"""Named networks: one row per name, one alias table, and ``get_model`` / ``list_models``.
+
+GluonCV's names are canonical where GluonCV has the network; names GluonCV lacks follow its
+pattern (``resnet200_v1d``, ``cifar_resnet32_v1_a``). A suffix ``_a`` / ``_c`` names He 2015's
+shortcut option, ``_sd`` stochastic depth, ``cifar_wrn*`` Zagoruyko & Komodakis's own WRN
+layout (GluonCV's ``cifar_wideresnet*`` adds an input BN and a stem BN). Every row names its
+source; ``gluoncv`` names the GluonCV model that must match it exactly (same parameter count,
+same outputs after :func:`bench.models.from_gluoncv`).
+"""
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import BenchError, did_you_mean
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered network: the constructor flags plus what is needed to describe it."""
+
+    name: str
+    family: str
+    depth: int
+    source: str
+    flags: dict[str, Any]
+    input_size: int = 224
+    classes: int = 1000
+    gluoncv: str | None = None
+    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def dataset(self) -> str:
+        return "ImageNet" if self.input_size == 224 else "CIFAR"
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+IMAGENET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
+                   152: (3, 8, 36, 3)}
+BASIC_CHANNELS = (64, 128, 256, 512)
+BOTTLENECK_CHANNELS = (256, 512, 1024, 2048)
+HE2015 = "He et al. 2015, arXiv:1512.03385"
+HE2016 = "He et al. 2016, arXiv:1603.05027"
+BOT = "He et al. 2018 (Bag of Tricks), arXiv:1812.01187"
+
+
+def _register(name: str, family: str, depth: int, source: str, *, gluoncv: bool = False,
+              input_size: int = 224, classes: int = 1000, **flags: Any) -> None:
+    if name in _REGISTRY:
+        raise RuntimeError(f"model {name!r} registered twice")
+    _REGISTRY[name] = ModelSpec(name, family, depth, source, flags, input_size, classes,
+                                gluoncv=name if gluoncv else None)
+
+
+def _imagenet(name: str, depth: int, source: str, layers: tuple[int, ...] | None = None,
+              family: str = "resnet", **flags: Any) -> None:
+    layers = layers or IMAGENET_LAYERS[depth]
+    block = "basic" if depth < 50 else "bottleneck"
+    channels = BASIC_CHANNELS if block == "basic" else BOTTLENECK_CHANNELS
+    _register(name, family, depth, source, block=block, layers=layers, stage_channels=channels,
+              **flags)
+
+
+def _cifar(name: str, depth: int, source: str, family: str = "resnet", **flags: Any) -> None:
+    flags.setdefault("block", "basic")
+    flags.setdefault("stage_channels", (16, 32, 64))
+    flags.setdefault("stem_width", 16)
+    _register(name, family, depth, source, input_size=32, classes=10, stem="cifar", **flags)
+
+
+def _build_registry() -> None:
+    deep32 = dict(stem="deep", stem_width=32)
+    deep64 = dict(stem="deep", stem_width=64)
+    for d in (18, 34, 50, 101, 152):
+        _imagenet(f"resnet{d}_v1", d, f"{HE2015}; GluonCV resnet{d}_v1", gluoncv=True,
+                  bottleneck_bias=d >= 50)
+        _imagenet(f"resnet{d}_v1b", d, f"{BOT} ResNet-B; GluonCV resnet{d}_v1b", gluoncv=True,
+                  stride_on="3x3")
+        _imagenet(f"resnet{d}_v2", d, f"{HE2016}; GluonCV resnet{d}_v2", gluoncv=True,
+                  preact=True, input_bn=True, stride_on="3x3")
+    for d in (50, 101, 152):
+        for suffix, what, flags in (("c", "ResNet-C", deep32), ("d", "ResNet-D", deep32),
+                                    ("e", "deep stem 64, ResNet-D", deep64),
+                                    ("s", "deep stem 64", deep64)):
+            shortcut = "D" if suffix in "de" else "B"
+            _imagenet(f"resnet{d}_v1{suffix}", d, f"{BOT} {what}; GluonCV resnet{d}_v1{suffix}",
+                      gluoncv=True, stride_on="3x3", shortcut=shortcut, **flags)
+    xie = "Xie et al. 2017 (ResNeXt), arXiv:1611.05431"
+    for name, d, card, extra in (("resnext50_32x4d", 50, 32, {}),
+                                 ("resnext101_32x4d", 101, 32, {}),
+                                 ("resnext101_64x4d", 101, 64, {}),
+                                 ("resnext101e_64x4d", 101, 64, dict(shortcut="D", **deep64))):
+        _imagenet(name, d, f"{xie}; GluonCV {name}", family="resnext", gluoncv=True,
+                  stride_on="3x3", cardinality=card, base_width=4, **extra)
+    _imagenet("resnet200_v1d", 200, "PaddleClas ResNet200_vd (ppcls/arch/backbone/legendary_models"
+              "/resnet.py: depth 200 = [3, 12, 48, 3])", layers=(3, 12, 48, 3),
+              stride_on="3x3", shortcut="D", **deep32)
+    _imagenet("resnet200_v2", 200, f"{HE2016} Table 5 (layers [3, 24, 36, 3] as fb.resnet.torch)",
+              layers=(3, 24, 36, 3), preact=True, stride_on="3x3")
+    for d, option in ((18, "a"), (34, "a"), (34, "c")):
+        _imagenet(f"resnet{d}_v1_{option}", d, f"{HE2015} Table 2/3, option {option.upper()}",
+                  shortcut=option.upper())
+    for d in (18, 34):
+        _imagenet(f"plain{d}_v1", d, f"{HE2015} Table 2, plain net", family="plain",
+                  shortcut="none")
+    _build_cifar_registry()
+
+
+def _build_cifar_registry() -> None:
+    for d in (20, 56, 110):
+        n = (d - 2) // 6
+        _cifar(f"cifar_resnet{d}_v1", d, f"{HE2015} Sec. 4.2; GluonCV cifar_resnet{d}_v1 "
+               "(projection shortcuts, no ReLU after the stem BN)", gluoncv=True,
+               layers=(n,) * 3, stem_post="bn")
+        _cifar(f"cifar_resnet{d}_v2", d, f"{HE2016}; GluonCV cifar_resnet{d}_v2", gluoncv=True,
+               layers=(n,) * 3, preact=True, input_bn=True, preact_shortcut=False)
+    for d in (20, 32, 44, 56, 110, 1202):
+        n = (d - 2) // 6
+        _cifar(f"cifar_resnet{d}_v1_a", d, f"{HE2015} Table 6 (option A shortcuts)",
+               layers=(n,) * 3, shortcut="A")
+    for d in (164, 1001):
+        n = (d - 2) // 9
+        _cifar(f"cifar_resnet{d}_v2", d, f"{HE2016} Table 2/3 (pre-activation bottleneck)",
+               block="bottleneck", layers=(n,) * 3, stage_channels=(64, 128, 256), preact=True,
+               stride_on="3x3")
+    for d, k in ((16, 10), (28, 10), (40, 8)):
+        n = (d - 4) // 6
+        _cifar(f"cifar_wideresnet{d}_{k}", d, f"Zagoruyko & Komodakis 2016; GluonCV "
+               f"cifar_wideresnet{d}_{k} (input BN, BN after the stem conv)", family="wide",
+               gluoncv=True, layers=(n,) * 3, width_factor=k, preact=True, input_bn=True,
+               stem_post="bn")
+    for d, k in ((16, 8), (28, 10), (40, 4)):
+        n = (d - 4) // 6
+        _cifar(f"cifar_wrn{d}_{k}", d, "Zagoruyko & Komodakis 2016, arXiv:1605.07146 Table 1/4 "
+               "(set block_dropout=0.3 for their dropout runs)", family="wide",
+               layers=(n,) * 3, width_factor=k, preact=True)
+    for card, width in ((32, 4), (16, 64)):
+        name = f"cifar_resnext29_{card}x{width}d"
+        _cifar(name, 29, f"Xie et al. 2017 Table 7; GluonCV {name}", family="resnext",
+               gluoncv=True, block="bottleneck", layers=(3, 3, 3),
+               stage_channels=(256, 512, 1024), stem_width=64, stride_on="3x3",
+               cardinality=card, base_width=width)
+    huang = "Huang et al. 2016 (stochastic depth), arXiv:1603.09382"
+    _cifar("cifar_resnet110_v1_sd", 110, f"{huang} Sec. 4 (CIFAR-10, p_L = 0.5)",
+           family="stochastic depth", layers=(18, 18, 18), shortcut="A", survival_prob_last=0.5)
+    _imagenet("resnet152_v1b_sd", 152, f"{huang} Sec. 4 (ImageNet, fb.resnet.torch layout, "
+              "p_L = 0.5)", family="stochastic depth", stride_on="3x3", survival_prob_last=0.5)
+
+
+# Other schemes' names -> ours. One table; each entry's comment is where the name comes from.
+ALIASES: dict[str, str] = {
+    # timm (timm/models/resnet.py): resnet50 is v1b; c = deep stem; d = deep stem + avg down
+    **{f"resnet{d}": f"resnet{d}_v1b" for d in (18, 34, 50, 101, 152)},
+    **{f"resnet{d}{s}": f"resnet{d}_v1{s}" for d in (50, 101, 152) for s in ("c", "d")},
+    "resnet200d": "resnet200_v1d",
+    # torchvision (torchvision/models/resnet.py): stride on the 3x3, as v1b
+    **{f"torchvision.resnet{d}": f"resnet{d}_v1b" for d in (18, 34, 50, 101, 152)},
+    # mmpretrain (mmpretrain/models/backbones/resnet.py): ResNetV1c / ResNetV1d configs
+    **{f"resnetv1c{d}": f"resnet{d}_v1c" for d in (50, 101, 152)},
+    **{f"resnetv1d{d}": f"resnet{d}_v1d" for d in (50, 101, 152)},
+    # PaddleClas (ppcls/arch/backbone/legendary_models/resnet.py)
+    **{f"ResNet{d}": f"resnet{d}_v1b" for d in (18, 34, 50, 101, 152)},
+    **{f"ResNet{d}_vc": f"resnet{d}_v1c" for d in (50, 101, 152)},
+    **{f"ResNet{d}_vd": f"resnet{d}_v1d" for d in (50, 101, 152, 200)},
+    # NVIDIA DeepLearningExamples: "ResNet-50 v1.5" moves the stride to the 3x3
+    "resnet50_v1.5": "resnet50_v1b",
+    # Bag of Tricks letters (He et al. 2018, Fig. 2)
+    "ResNet-50-B": "resnet50_v1b", "ResNet-50-C": "resnet50_v1c", "ResNet-50-D": "resnet50_v1d",
+    # He 2015 / He 2016 / Zagoruyko & Komodakis papers' own names
+    **{f"ResNet-{d}": f"resnet{d}_v1" for d in (18, 34, 50, 101, 152)},
+    "ResNet-34 A": "resnet34_v1_a", "ResNet-34 B": "resnet34_v1", "ResNet-34 C": "resnet34_v1_c",
+    "plain-18": "plain18_v1", "plain-34": "plain34_v1",
+    **{f"ResNet-{d} (CIFAR)": f"cifar_resnet{d}_v1_a" for d in (20, 32, 44, 56, 110, 1202)},
+    "ResNet-164": "cifar_resnet164_v2", "ResNet-1001": "cifar_resnet1001_v2",
+    "ResNet-200 (pre-act)": "resnet200_v2",
+    "WRN-16-8": "cifar_wrn16_8", "WRN-28-10": "cifar_wrn28_10", "WRN-40-4": "cifar_wrn40_4",
+}
+
+
+def _attach_aliases() -> None:
+    by_target: dict[str, list[str]] = {}
+    for alias, target in ALIASES.items():
+        if target not in _REGISTRY:
+            raise RuntimeError(f"alias {alias!r} points at unregistered {target!r}")
+        if alias in _REGISTRY:
+            raise RuntimeError(f"alias {alias!r} shadows a registered name")
+        by_target.setdefault(target, []).append(alias)
+    for target, aliases in by_target.items():
+        spec = _REGISTRY[target]
+        _REGISTRY[target] = ModelSpec(**{**spec.__dict__, "aliases": tuple(aliases)})
+
+
+_build_registry()
+_attach_aliases()
+
+
+def resolve_name(name: str) -> str:
+    """The canonical name for ``name`` or an alias of it; a one-line error with close matches."""
+    if name in _REGISTRY:
+        return name
+    if name in ALIASES:
+        return ALIASES[name]
+    raise BenchError(f"unknown model {name!r}{did_you_mean(name, [*_REGISTRY, *ALIASES])}; "
+                     "`bench models` lists them")
+
+
+def get_spec(name: str) -> ModelSpec:
+    return _REGISTRY[resolve_name(name)]
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Canonical names matching a shell-style pattern (aliases match too), sorted."""
+    matches = {n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)}
+    matches |= {t for a, t in ALIASES.items() if fnmatch.fnmatchcase(a, pattern)}
+    return sorted(matches, key=_natural_key)
+
+
+def _natural_key(name: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def model_flags(name: str, **overrides: Any) -> dict[str, Any]:
+    """The constructor flags of a registered net with ``overrides`` applied (checked)."""
+    spec = get_spec(name)
+    flags = {"classes": spec.classes, **spec.flags}
+    from bench.models.resnet import ResNet
+    allowed = set(inspect.signature(ResNet.__init__).parameters) - {"self", "kwargs"}
+    for key in overrides:
+        if key not in allowed:
+            raise BenchError(f"unknown model option {key!r}{did_you_mean(key, allowed)}")
+    flags.update(overrides)
+    return flags
+
+
+def get_model(name: str, **overrides: Any):
+    """Build a registered network (random init not done: call ``net.initialize()``)."""
+    from bench.models.resnet import ResNet
+    flags = model_flags(name, **overrides)
+    try:
+        return ResNet(prefix=f"{resolve_name(name)}_", **flags)
+    except ValueError as exc:
+        raise BenchError(f"bad option for {name}: {exc}") from None
