@@ -1,0 +1,41 @@
+"""The ``bench`` command: thin click commands over plain functions in ``bench``.
+
+Each subcommand lives in its own module and is added to the group here. A :class:`BenchError`
+from anywhere below becomes one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bench.errors import BenchError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="resnet-bench")
+def cli() -> None:
+    """resnet-bench: reproduce the ResNet family's published results with MXNet Gluon."""
+
+
+def _register() -> None:
+    from bench.cli.models import models
+    from bench.cli.speed import speed
+    for command in (models, speed):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="bench")

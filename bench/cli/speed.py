@@ -1,0 +1,79 @@
+"""``bench speed``: images/s of one network, optionally against GluonCV's same network."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from bench.speed import COMPARE, DTYPES, MODES
+
+
+@click.command("speed")
+@click.argument("model")
+@click.option("--mode", type=click.Choice(MODES), default="infer", show_default=True,
+              help="infer: forward in predict mode; train: forward, softmax CE, backward and "
+                   "an SGD step.")
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Images per step [default: CPU 32 for CIFAR nets, 16 for ImageNet nets; "
+                   "GPU 128 / 64 per GPU].")
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+              help="float16 needs --gpus.")
+@click.option("--compare", type=click.Choice(COMPARE), default=None,
+              help="Also time GluonCV's network of the same name, interleaved, and print the "
+                   "ratio ours / theirs.")
+@click.option("--gpus", default=None, metavar="IDS",
+              help="Comma-separated GPU numbers, e.g. 0,1 (the batch is split over them); "
+                   "default: CPU.")
+@click.option("--input-size", type=click.IntRange(min=1), default=None, metavar="N",
+              help="NxN input instead of the net's own (224 ImageNet, 32 CIFAR).")
+@click.option("--iterations", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Steps per timed round [default: as many as take about 3 s].")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
+              metavar="N", help="Timed rounds; the median is reported.")
+@click.option("--warmup", type=click.IntRange(min=1), default=3, show_default=True,
+              metavar="N", help="Untimed steps before the first round.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+def speed(model: str, mode: str, batch_size: int | None, dtype: str, compare: str | None,
+          gpus: str | None, input_size: int | None, iterations: int | None, rounds: int,
+          warmup: int, fmt: str) -> None:
+    """Measure the throughput (images/s) of MODEL on synthetic input.
+
+    The network is hybridized (static_alloc, static_shape); after the warm-up steps, each
+    round times --iterations steps with mx.nd.waitall() inside the timed region, and the
+    median over the rounds is reported. With --compare gluoncv, GluonCV's network of the same
+    name (same weights, same input) is timed in alternating rounds in the same process.
+
+    One line per round goes to stderr; the result goes to stdout.
+    """
+    from bench.speed import benchmark
+
+    result = benchmark(model, mode=mode, batch_size=batch_size, dtype=dtype, compare=compare,
+                       gpus=gpus, input_size=input_size, warmup=warmup, rounds=rounds,
+                       iterations=iterations,
+                       progress=lambda message: click.echo(message, err=True))
+    click.echo(json.dumps(result, indent=2) if fmt == "json" else render_text(result))
+
+
+def render_text(result: dict) -> str:
+    """A short human-readable table of :func:`bench.speed.benchmark`'s result."""
+    rows = [("ours", result["ours"])]
+    if result["theirs"]:
+        rows.append((result["compare"], result["theirs"]))
+    name_width = max(len(r["name"]) for _, r in rows)
+    lines = [
+        f"{result['model']}  {result['mode']}  batch {result['batch_size']}  "
+        f"{result['dtype']}  {result['input_size']}x{result['input_size']}  "
+        f"on {result['device']} ({result['cpu']}, OMP_NUM_THREADS={result['omp_num_threads']})",
+        f"{result['rounds']} rounds x {result['iterations']} iterations, "
+        f"mxnet {result['mxnet']}",
+        "",
+        f"{'':8}  {'network':<{name_width}}  {'img/s':>8}  rounds (img/s)",
+    ]
+    for label, r in rows:
+        lines.append(f"{label:8}  {r['name']:<{name_width}}  {r['images_per_sec']:8.1f}  "
+                     + " ".join(f"{v:.1f}" for v in r["rounds"]))
+    if result["ratio"] is not None:
+        lines.append(f"\nratio ours / {result['compare']}: {result['ratio']:.3f} "
+                     f"(per round: {', '.join(f'{v:.3f}' for v in result['round_ratios'])})")
+    return "\n".join(lines)
