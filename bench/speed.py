@@ -1,0 +1,330 @@
+"""Throughput benchmark: images per second of a hybridized network on synthetic data.
+
+Every timed run is ``iterations`` steps followed by ``mx.nd.waitall()``, all inside the timed
+region, so MXNet's asynchronous engine cannot hide unfinished work. Warm-up steps (the first
+builds the cached graph) are never timed. A step is, per ``mode``:
+
+``infer``
+    a forward pass in predict mode;
+``train``
+    forward + softmax cross-entropy under ``autograd.record()``, backward, and a
+    ``gluon.Trainer`` SGD step (momentum, weight decay), i.e. a real training step.
+
+With ``compare="gluoncv"`` GluonCV's network of the same name is timed in the same process,
+with the same weights and input, in interleaved rounds (ours, theirs, theirs, ours, ...: the
+one that goes first alternates), so that drift in the machine's speed hits both alike. The
+report gives the median of the rounds for each and the ratio ours / theirs.
+
+Default batch sizes: on CPU 32 for CIFAR-size nets and 16 for ImageNet-size nets (large
+enough for MXNet's CPU kernels to reach their throughput, small enough that a round takes
+seconds, not minutes); on GPUs 128 (CIFAR) and 64 (ImageNet) per GPU, the batch being split
+over the GPUs with ``gluon.utils.split_and_load``.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from bench._mxnet import require_mxnet
+from bench.errors import BenchError, did_you_mean
+
+MODES = ("infer", "train")
+DTYPES = ("float32", "float16")
+COMPARE = ("gluoncv",)
+HYBRIDIZE = {"static_alloc": True, "static_shape": True}
+
+
+@dataclass
+class SpeedResult:
+    """One timed run: ``iterations`` steps of ``batch_size`` images in ``seconds``."""
+
+    iterations: int
+    batch_size: int
+    seconds: float
+
+    @property
+    def images_per_sec(self) -> float:
+        return self.iterations * self.batch_size / self.seconds
+
+
+@dataclass
+class _Runner:
+    """A network ready to be stepped: hybridized, with its input, labels, loss and trainer."""
+
+    net: object
+    mode: str
+    contexts: list
+    data: list
+    labels: list
+    batch_size: int
+    trainer: object = None
+    loss: object = None
+    results: list[SpeedResult] = field(default_factory=list)
+
+    def step(self) -> None:
+        mx = require_mxnet()
+        if self.mode == "infer":
+            with mx.autograd.predict_mode():
+                for x in self.data:
+                    self.net(x)
+            return
+        with mx.autograd.record():
+            losses = [self.loss(self.net(x).astype("float32", copy=False), y)
+                      for x, y in zip(self.data, self.labels)]
+        mx.autograd.backward(losses)
+        self.trainer.step(self.batch_size)
+
+    def run(self, iterations: int) -> SpeedResult:
+        """Time ``iterations`` steps; ``waitall`` is inside the timed region."""
+        mx = require_mxnet()
+        mx.nd.waitall()  # nothing queued from before may be billed to this run
+        start = time.perf_counter()
+        for _ in range(iterations):
+            self.step()
+        mx.nd.waitall()
+        return SpeedResult(iterations, self.batch_size, time.perf_counter() - start)
+
+    def warm_up(self, iterations: int) -> None:
+        """Untimed steps; the first builds the cached graph and allocates its memory."""
+        mx = require_mxnet()
+        for _ in range(iterations):
+            self.step()
+            mx.nd.waitall()
+
+
+def _prepare(net, *, mode: str, batch_size: int, input_size: int, classes: int, dtype: str,
+             contexts: Sequence, initialized: bool = False) -> _Runner:
+    mx = require_mxnet()
+    if not initialized:
+        net.initialize(mx.init.Xavier(magnitude=2), ctx=list(contexts))
+    if dtype != "float32":
+        net.cast(dtype)
+    net.hybridize(**HYBRIDIZE)
+    shape = (batch_size, 3, input_size, input_size)
+    x = mx.nd.random.normal(shape=shape, ctx=contexts[0]).astype(dtype)
+    y = mx.nd.random.randint(0, classes, shape=(batch_size,), ctx=contexts[0]).astype("float32")
+    if len(contexts) > 1:
+        data = mx.gluon.utils.split_and_load(x, contexts)
+        labels = mx.gluon.utils.split_and_load(y, contexts)
+    else:
+        data, labels = [x], [y]
+    runner = _Runner(net, mode, list(contexts), data, labels, batch_size)
+    if mode == "train":
+        runner.loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()
+        # A small learning rate keeps the weights finite for however many steps are timed.
+        runner.trainer = mx.gluon.Trainer(
+            net.collect_params(), "sgd",
+            {"learning_rate": 1e-3, "momentum": 0.9, "wd": 1e-4,
+             "multi_precision": dtype == "float16"},
+            kvstore="device" if len(contexts) > 1 else None)
+    return runner
+
+
+def measure(net, *, mode: str = "infer", batch_size: int = 16, input_size: int = 224,
+            classes: int = 1000, dtype: str = "float32", ctx=None, warmup: int = 3,
+            iterations: int = 10, initialized: bool = False) -> SpeedResult:
+    """Hybridize ``net`` (initializing it unless ``initialized``) and time ``iterations``
+    steps after ``warmup`` untimed ones. ``ctx`` is a context or a list of them (the batch
+    is split over a list)."""
+    mx = require_mxnet()
+    contexts = _as_list(ctx or mx.cpu())
+    runner = _prepare(net, mode=mode, batch_size=batch_size, input_size=input_size,
+                      classes=classes, dtype=dtype, contexts=contexts, initialized=initialized)
+    runner.warm_up(max(1, warmup))
+    return runner.run(iterations)
+
+
+def default_batch_size(input_size: int, gpus: int = 0) -> int:
+    """32 (CIFAR-size) / 16 (ImageNet-size) on CPU; 128 / 64 per GPU."""
+    small = input_size <= 64
+    if gpus:
+        return (128 if small else 64) * gpus
+    return 32 if small else 16
+
+
+def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
+              dtype: str = "float32", compare: str | None = None,
+              gpus: str | Sequence[int] | None = None, input_size: int | None = None,
+              warmup: int = 3, rounds: int = 5, iterations: int | None = None,
+              seconds: float = 3.0,
+              progress: Callable[[str], None] | None = None) -> dict:
+    """Benchmark a registered network; return a JSON-ready dict (see the module docstring).
+
+    ``iterations`` per round defaults to as many as take about ``seconds`` (judged from the
+    warm-up of our network); with ``compare`` both networks run the same number.
+    """
+    from bench.models import get_model, get_spec, list_models
+
+    spec = get_spec(model)  # unknown names fail first, with close matches
+    if mode not in MODES:
+        raise BenchError(f"unknown mode {mode!r}{did_you_mean(mode, MODES)}; "
+                         f"use {' or '.join(MODES)}")
+    if dtype not in DTYPES:
+        raise BenchError(f"unknown dtype {dtype!r}{did_you_mean(dtype, DTYPES)}; "
+                         f"use {' or '.join(DTYPES)}")
+    if compare is not None and compare not in COMPARE:
+        raise BenchError(f"cannot compare with {compare!r}{did_you_mean(compare, COMPARE)}; "
+                         "only `gluoncv` is supported")
+    if compare == "gluoncv" and not spec.gluoncv:
+        names = [n for n in list_models() if get_spec(n).gluoncv]
+        raise BenchError(f"{spec.name} has no GluonCV counterpart to compare with; "
+                         f"the {len(names)} that do: {_summarize(names)}")
+    for label, value in (("batch size", batch_size), ("input size", input_size),
+                         ("rounds", rounds), ("iterations", iterations)):
+        if value is not None and value < 1:
+            raise BenchError(f"{label} must be at least 1, not {value}")
+    gpu_ids = _parse_gpus(gpus)
+    if dtype == "float16" and not gpu_ids:
+        raise BenchError("float16 needs a GPU (`--gpus 0`): MXNet's CPU kernels do not "
+                         "support it well")
+
+    mx = require_mxnet()
+    if gpu_ids:
+        visible = mx.context.num_gpus()
+        if visible == 0:
+            raise BenchError("no GPU visible to MXNet (install mxnet-cu112 instead of the "
+                             "CPU mxnet and check nvidia-smi)")
+        bad = [i for i in gpu_ids if i >= visible]
+        if bad:
+            raise BenchError(f"GPU {bad[0]} does not exist: MXNet sees {visible} "
+                             f"(0..{visible - 1})")
+        contexts = [mx.gpu(i) for i in gpu_ids]
+    else:
+        contexts = [mx.cpu()]
+    size = input_size or spec.input_size
+    batch = batch_size or default_batch_size(size, len(gpu_ids))
+    if batch < len(contexts):
+        raise BenchError(f"batch size {batch} cannot be split over {len(contexts)} GPUs")
+    say = progress or (lambda message: None)
+    load_before = os.getloadavg()
+
+    nets = {"ours": get_model(spec.name)}
+    nets["ours"].initialize(mx.init.Xavier(magnitude=2), ctx=contexts)
+    if compare == "gluoncv":
+        from bench.models.gluoncv_import import build_gluoncv, copy_by_structure
+        theirs = build_gluoncv(spec.gluoncv, classes=spec.classes)
+        theirs.initialize(mx.init.Xavier(magnitude=2), ctx=contexts)
+        # Same weights, so that both compute on the same numbers (denormals cost time on CPU).
+        copy_by_structure(nets["ours"], theirs, spec.input_size, contexts[0])
+        nets["theirs"] = theirs
+    runners = {}
+    for key, net in nets.items():
+        runner = _prepare(net, mode=mode, batch_size=batch, input_size=size,
+                          classes=spec.classes, dtype=dtype, contexts=contexts,
+                          initialized=True)
+        _warm_up(runner, warmup, spec.name, size)
+        runners[key] = runner
+    if iterations is None:
+        per_step = runners["ours"].run(1).seconds
+        iterations = max(1, round(seconds / per_step))
+
+    order = list(runners)
+    for r in range(rounds):
+        for key in (order if r % 2 == 0 else order[::-1]):
+            runners[key].results.append(runners[key].run(iterations))
+        say(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{_label(k, compare)} {runners[k].results[-1].images_per_sec:.1f} img/s"
+            for k in order))
+
+    def summary(key: str, name: str) -> dict:
+        rates = [res.images_per_sec for res in runners[key].results]
+        return {"name": name, "images_per_sec": statistics.median(rates),
+                "rounds": [round(v, 3) for v in rates]}
+
+    ours = summary("ours", spec.name)
+    theirs = summary("theirs", spec.gluoncv) if "theirs" in runners else None
+    return {
+        "model": spec.name,
+        "mode": mode,
+        "batch_size": batch,
+        "dtype": dtype,
+        "device": ",".join(str(c) for c in contexts),
+        "input_size": size,
+        "warmup": warmup,
+        "iterations": iterations,
+        "rounds": rounds,
+        "hybridize": HYBRIDIZE,
+        "ours": ours,
+        "compare": compare,
+        "theirs": theirs,
+        "ratio": ours["images_per_sec"] / theirs["images_per_sec"] if theirs else None,
+        "round_ratios": ([round(a.images_per_sec / b.images_per_sec, 4) for a, b in
+                          zip(runners["ours"].results, runners["theirs"].results)]
+                         if theirs else None),
+        "mxnet": mx.__version__,
+        "gluoncv": _gluoncv_version() if theirs else None,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0)),
+        # Other processes on the machine skew timings; this says whether there were any.
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _warm_up(runner: _Runner, warmup: int, name: str, size: int) -> None:
+    mx = require_mxnet()
+    try:
+        runner.warm_up(max(1, warmup))
+    except mx.base.MXNetError as exc:
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        first = re.sub(r"^MXNetError: |\[[\d:]+\] \S+:\d+: (Check failed: )?", "",
+                       first.strip())
+        raise BenchError(f"{name} failed at a {size}x{size} input: {first}") from None
+
+
+def _parse_gpus(gpus) -> list[int]:
+    if gpus is None or gpus == "":
+        return []
+    if isinstance(gpus, str):
+        try:
+            ids = [int(part) for part in gpus.split(",") if part.strip()]
+        except ValueError:
+            raise BenchError(f"--gpus takes comma-separated GPU numbers like 0,1, not "
+                             f"{gpus!r}") from None
+    else:
+        ids = [int(i) for i in gpus]
+    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise BenchError(f"--gpus takes distinct non-negative GPU numbers, not {gpus!r}")
+    return ids
+
+
+def _as_list(ctx) -> list:
+    return list(ctx) if isinstance(ctx, (list, tuple)) else [ctx]
+
+
+def _label(key: str, compare: str | None) -> str:
+    return "ours" if key == "ours" else (compare or "theirs")
+
+
+def _summarize(names: list[str], shown: int = 6) -> str:
+    head = ", ".join(names[:shown])
+    return head + (f", ... (`bench models` shows a gluoncv column)" if len(names) > shown
+                   else "")
+
+
+def _gluoncv_version() -> str | None:
+    try:
+        from importlib.metadata import version
+        return version("gluoncv")
+    except Exception:  # noqa: BLE001 - only informative
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's ``model name`` from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -1,0 +1,92 @@
+"""`bench speed`: it runs and reports in both modes, compares with GluonCV, and gives one-line
+errors. Speed targets are checked by benchmarks (`bench speed ... --compare gluoncv`), never
+here: no assertion is made on a timing's value."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import cli
+
+TINY = ("--batch-size", "4", "--iterations", "2", "--rounds", "1", "--warmup", "1")
+
+
+def _runner() -> CliRunner:
+    # click < 8.2 mixes stderr into stdout unless told not to; 8.2+ always keeps result.stderr.
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
+
+
+def run(*args: str):
+    return _runner().invoke(cli, ["speed", *args], catch_exceptions=False)
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def _assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.parametrize("mode", ["infer", "train"])
+def test_json(mode):
+    out = _json(run("cifar_resnet20_v1", "--mode", mode, *TINY, "--format", "json"))
+    assert out["model"] == "cifar_resnet20_v1" and out["mode"] == mode
+    assert out["batch_size"] == 4 and out["iterations"] == 2 and out["input_size"] == 32
+    assert out["ours"]["images_per_sec"] > 0 and len(out["ours"]["rounds"]) == 1
+    assert out["theirs"] is None and out["ratio"] is None
+    assert out["device"] == "cpu(0)" and out["dtype"] == "float32"
+    for key in ("mxnet", "omp_num_threads", "cpu", "date"):
+        assert out[key]
+
+
+def test_compare_gluoncv():
+    out = _json(run("cifar_resnet20_v1", "--compare", "gluoncv", *TINY, "--rounds", "2",
+                    "--format", "json"))
+    assert out["theirs"]["name"] == "cifar_resnet20_v1"
+    assert len(out["ours"]["rounds"]) == len(out["theirs"]["rounds"]) == 2
+    assert out["ratio"] > 0  # its value is a benchmark's business, not a test's
+
+
+def test_text_and_progress():
+    result = run("cifar_resnet20_v1", *TINY)
+    assert result.exit_code == 0, result.stderr
+    assert "img/s" in result.stdout and "cifar_resnet20_v1" in result.stdout
+    assert result.stderr.startswith("round 1/1: ours ")
+
+
+def test_unknown_model():
+    _assert_one_line_error(run("cifar_resnet20_v2x", *TINY), "did you mean",
+                           "cifar_resnet20_v2")
+
+
+def test_compare_without_counterpart():
+    _assert_one_line_error(run("cifar_resnet20_v1_a", "--compare", "gluoncv", *TINY),
+                           "cifar_resnet20_v1_a", "GluonCV", "cifar_resnet20_v1")
+
+
+def test_gpus_without_gpu():
+    _assert_one_line_error(run("cifar_resnet20_v1", "--gpus", "0", *TINY), "GPU",
+                           "nvidia-smi")
+
+
+def test_float16_on_cpu():
+    _assert_one_line_error(run("cifar_resnet20_v1", "--dtype", "float16", *TINY),
+                           "float16", "--gpus")
+
+
+def test_bad_input_size():
+    _assert_one_line_error(run("resnet50_v1d", "--input-size", "1", *TINY), "1x1")
