@@ -1,0 +1,217 @@
+"""Read recipe files into :class:`~bench.recipes.schema.Recipe` objects.
+
+Strict on purpose: an unknown key, a value of the wrong type or out of range is a one-line
+:class:`BenchError` naming the file, the key's path and the closest valid key. Inheritance is one
+level deep (``base = "other_recipe"``; the base may not have a base) so that any recipe can be read
+on one screen together with its base.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import json
+import os
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError, did_you_mean
+from bench.recipes.schema import SECTIONS, TOP_LEVEL, Recipe
+
+
+def recipes_dir() -> Path:
+    """``$BENCH_RECIPES`` or the checkout's ``recipes/`` folder."""
+    env = os.environ.get("BENCH_RECIPES")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "recipes"
+
+
+def list_recipes(pattern: str = "*", directory: Path | None = None) -> list[str]:
+    """Names of the recipe files matching a shell-style pattern, sorted."""
+    directory = directory or recipes_dir()
+    return sorted(p.stem for p in directory.glob("*.toml") if fnmatch.fnmatchcase(p.stem, pattern))
+
+
+def recipe_path(name: str, directory: Path | None = None) -> Path:
+    """The file of recipe ``name`` (or ``name`` itself when it is a path to a .toml file)."""
+    if name.endswith(".toml") and Path(name).is_file():
+        return Path(name)
+    directory = directory or recipes_dir()
+    path = directory / f"{name}.toml"
+    if not path.is_file():
+        raise BenchError(f"unknown recipe {name!r}{did_you_mean(name, list_recipes('*', directory))}"
+                         "; `bench recipes` lists them")
+    return path
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"{path}: not valid TOML ({exc})") from None
+
+
+def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = (),
+                directory: Path | None = None) -> Recipe:
+    """Load, merge with its base, apply ``key=value`` overrides and validate."""
+    path = recipe_path(name, directory)
+    raw = read_toml(path)
+    base = raw.get("base")
+    if base:
+        if not isinstance(base, str):
+            raise BenchError(f"{path}: base must be a recipe name (a string)")
+        base_path = recipe_path(base, path.parent if directory is None else directory)
+        base_raw = read_toml(base_path)
+        if base_raw.get("base"):
+            raise BenchError(f"{path}: its base {base!r} has a base itself; recipes inherit one "
+                             "level only so each reads on one screen")
+        _check_keys(base_raw, str(base_path))
+        raw = _merge(base_raw, raw)
+    _check_keys(raw, str(path))
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_path(raw, key, value)
+    return build_recipe(path.stem, raw, str(path))
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"optim.lr=0.2"`` -> ``("optim.lr", 0.2)``; values are TOML (bare words are strings)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise BenchError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=0.2")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return key, value
+
+
+def build_recipe(name: str, raw: dict[str, Any], where: str) -> Recipe:
+    """Typed :class:`Recipe` from a merged dict; every error is one line naming ``where``."""
+    _check_keys(raw, where)
+    for key in ("network", "description", "reference"):
+        if key not in raw:
+            raise BenchError(f"{where}: missing required key {key!r}")
+    kwargs: dict[str, Any] = {"name": name}
+    for key, value in raw.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise BenchError(f"{where}: [{key}] must be a table")
+            kwargs[key] = _build_section(SECTIONS[key], value, key, where)
+        elif key == "network_args":
+            if not isinstance(value, dict):
+                raise BenchError(f"{where}: [network_args] must be a table")
+            kwargs[key] = dict(value)
+        elif key in ("notes", "tags"):
+            kwargs[key] = tuple(_check_type(f"{key}", value, tuple[str, ...], where))
+        else:
+            kwargs[key] = _check_type(key, value, str, where)
+    recipe = Recipe(**kwargs)
+    _check_network(recipe, where)
+    return recipe
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """A JSON-ready dict (tuples as lists), the inverse of :func:`build_recipe`."""
+    out = dataclasses.asdict(recipe)
+    return json.loads(json.dumps(out))
+
+
+def recipe_from_dict(data: dict[str, Any], where: str = "recipe.json") -> Recipe:
+    data = dict(data)
+    name = data.pop("name", "recipe")
+    return build_recipe(name, data, where)
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """sha256 of what changes training (not the prose), so a checkpoint knows its recipe."""
+    data = recipe_to_dict(recipe)
+    for key in ("description", "notes", "tags", "reference", "base", "name"):
+        data.pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_keys(raw: dict[str, Any], where: str) -> None:
+    for key, value in raw.items():
+        if key not in TOP_LEVEL:
+            raise BenchError(f"{where}: unknown key {key!r}{did_you_mean(key, TOP_LEVEL)}")
+        if key in SECTIONS and isinstance(value, dict):
+            valid = [f.name for f in dataclasses.fields(SECTIONS[key])]
+            for sub in value:
+                if sub not in valid:
+                    hint = did_you_mean(sub, valid)
+                    raise BenchError(f"{where}: unknown key '{key}.{sub}'{hint}")
+
+
+def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    merged["base"] = child.get("base", "")
+    return merged
+
+
+def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
+    head, _, sub = key.partition(".")
+    if head == "network_args" and sub:
+        raw.setdefault("network_args", {})[sub] = value
+        return
+    if head in SECTIONS and sub:
+        valid = [f.name for f in dataclasses.fields(SECTIONS[head])]
+        if sub not in valid:
+            raise BenchError(f"--set {key}: unknown key{did_you_mean(sub, valid)}"
+                             f"; valid keys of [{head}]: {', '.join(valid)}")
+        raw.setdefault(head, {})[sub] = value
+        return
+    if head in ("network", "description") and not sub:
+        raw[head] = value
+        return
+    paths = [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+    raise BenchError(f"--set {key}: unknown key{did_you_mean(key, [*paths, 'network'])}")
+
+
+def _build_section(cls: type, values: dict[str, Any], section: str, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _check_type(f"{section}.{k}", v, hints[k], where) for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise BenchError(f"{where}: {exc}") from None
+
+
+def _check_type(key: str, value: Any, hint: Any, where: str) -> Any:
+    """Return ``value`` converted to ``hint`` (int -> float, list -> tuple) or raise."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise BenchError(f"{where}: {key} must be a list, got {value!r}")
+        return tuple(_check_type(f"{key}[{i}]", v, args[0], where) for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool) or (hint in (int, float)
+                                                          and isinstance(value, bool)):
+        raise BenchError(f"{where}: {key} must be {hint.__name__}, got {value!r}")
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise BenchError(f"{where}: {key} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def _check_network(recipe: Recipe, where: str) -> None:
+    from bench.models import model_flags, resolve_name
+    try:
+        resolve_name(recipe.network)
+        model_flags(recipe.network, **recipe.network_args)
+    except BenchError as exc:
+        raise BenchError(f"{where}: {exc}") from None

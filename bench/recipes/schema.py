@@ -1,0 +1,181 @@
+"""The typed recipe: what one published result was trained and evaluated with.
+
+A recipe file (``recipes/NAME.toml``) has top-level keys (``description``, ``base``, ``network``,
+``notes``, ``tags``) and the tables below. Every table is a frozen dataclass; :mod:`.loader`
+rejects unknown keys and wrong types with the key's path and the closest valid key, so a typo
+never silently falls back to a default.
+
+Batch size and LR are the *reference* values, for the recipe's own hardware (``train.devices``
+devices of ``optim.batch_size / train.devices`` images each). :mod:`.scaling` rescales them to the
+hardware actually used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
+AUGMENTS = ("he2015_scale", "inception", "cifar", "none")
+PROTOCOLS = ("center", "10crop", "full")
+DTYPES = ("float32", "float16", "amp")
+OPTIMIZERS = ("sgd", "nag")
+SCHEDULES = ("step", "cosine", "poly", "constant")
+KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "horovod")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """Data set, training augmentation and evaluation protocol."""
+
+    dataset: str = "imagenet"
+    train_augment: str = "inception"
+    input_size: int = 224
+    resize: int = 256
+    protocol: str = "center"
+    data_format: str = "auto"
+    jitter: float = 0.4
+    lighting: float = 0.1
+    min_area: float = 0.08
+    synthetic_size: int = 256
+
+    def __post_init__(self) -> None:
+        _one_of("data.dataset", self.dataset, DATASETS)
+        _one_of("data.train_augment", self.train_augment, AUGMENTS)
+        _one_of("data.protocol", self.protocol, PROTOCOLS)
+        _one_of("data.data_format", self.data_format, ("auto", "rec", "folder"))
+        _positive("data.input_size", self.input_size)
+        _positive("data.resize", self.resize)
+        _in_range("data.min_area", self.min_area, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    """Optimizer at the reference global batch ``batch_size``."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    batch_size: int = 256
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    no_bias_decay: bool = False  # Bag of Tricks: no weight decay on biases and BN gamma/beta
+
+    def __post_init__(self) -> None:
+        _one_of("optim.optimizer", self.optimizer, OPTIMIZERS)
+        _positive("optim.lr", self.lr)
+        _positive("optim.batch_size", self.batch_size)
+        _in_range("optim.momentum", self.momentum, 0.0, 1.0)
+        _in_range("optim.weight_decay", self.weight_decay, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ScheduleSection:
+    """LR schedule. ``milestones`` are in ``unit`` (epochs or iterations); ``iterations`` > 0
+    makes the run length iteration-based (He 2015 CIFAR: 64k iterations)."""
+
+    kind: str = "step"
+    epochs: int = 90
+    iterations: int = 0
+    milestones: tuple[float, ...] = ()
+    unit: str = "epoch"
+    factor: float = 0.1
+    power: float = 2.0
+    final_lr: float = 0.0
+    warmup_epochs: float = 0.0
+    warmup_start_lr: float = 0.0
+    warmup_until_error: float = 0.0  # He 2015 ResNet-110: lr warmup_lr until train error < this
+    warmup_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        _one_of("schedule.kind", self.kind, SCHEDULES)
+        _one_of("schedule.unit", self.unit, ("epoch", "iteration"))
+        _positive("schedule.epochs", self.epochs)
+        _in_range("schedule.factor", self.factor, 0.0, 1.0)
+        _in_range("schedule.warmup_until_error", self.warmup_until_error, 0.0, 1.0)
+        if list(self.milestones) != sorted(self.milestones):
+            raise ValueError("schedule.milestones must be increasing")
+        if self.warmup_until_error and not self.warmup_lr:
+            raise ValueError("schedule.warmup_until_error needs schedule.warmup_lr")
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """Regularisation, precision, devices and bookkeeping."""
+
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0
+    mixup_off_epochs: int = 0  # GluonCV: no mixup in the last N epochs
+    dtype: str = "float32"
+    devices: int = 1  # the reference hardware's device count (GPUs)
+    kvstore: str = "device"
+    seed: int = 0
+    log_interval: int = 50  # iterations per logging window
+    checkpoint_every: int = 1  # epochs
+    eval_every: int = 1  # epochs
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        _in_range("train.label_smoothing", self.label_smoothing, 0.0, 1.0)
+        _in_range("train.mixup_alpha", self.mixup_alpha, 0.0, 100.0)
+        _one_of("train.dtype", self.dtype, DTYPES)
+        _one_of("train.kvstore", self.kvstore, KVSTORES)
+        for key in ("devices", "log_interval", "checkpoint_every", "eval_every",
+                    "keep_checkpoints"):
+            _positive(f"train.{key}", getattr(self, key))
+
+
+@dataclass(frozen=True)
+class ReferenceSection:
+    """The published number this recipe reproduces, with its source."""
+
+    source: str = ""
+    top1_err: float | None = None
+    top5_err: float | None = None
+    tolerance: float = 0.5  # percentage points
+    verified: bool = False  # read in the source (true) or recalled, unchecked (false)
+    recipe_code: str = ""  # the code in results/published.toml's [recipes]
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise ValueError("reference.source is required: cite the paper and table, or the "
+                             "repository, file and commit")
+        _in_range("reference.tolerance", self.tolerance, 0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A fully resolved recipe (``base`` already merged)."""
+
+    name: str
+    network: str
+    description: str
+    reference: ReferenceSection
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    network_args: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    base: str = ""
+
+
+SECTIONS: dict[str, type] = {"data": DataSection, "optim": OptimSection,
+                             "schedule": ScheduleSection, "train": TrainSection,
+                             "reference": ReferenceSection}
+TOP_LEVEL = ("description", "base", "network", "notes", "tags", "network_args", *SECTIONS)
+
+
+def _one_of(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} = {value!r} is not one of {', '.join(choices)}")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{key} = {value!r} must be positive")
+
+
+def _in_range(key: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{key} = {value!r} must be between {low} and {high}")
