@@ -3,7 +3,8 @@
 Strict on purpose: an unknown key, a value of the wrong type or out of range is a one-line
 :class:`BenchError` naming the file, the key's path and the closest valid key. Inheritance is one
 level deep (``base = "other_recipe"``; the base may not have a base) so that any recipe can be read
-on one screen together with its base.
+on one screen together with its base. Tables merge key by key, except ``[reference]``, which a child
+replaces whole.
 """
 from __future__ import annotations
 
@@ -150,7 +151,9 @@ def _check_keys(raw: dict[str, Any], where: str) -> None:
 def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for key, value in child.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        # A child's [reference] is its own published number: replace it whole, so a missing
+        # top5_err in the child is not silently inherited from the base.
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "reference":
             merged[key].update(value)
         else:
             merged[key] = value

@@ -134,3 +134,10 @@ def test_iteration_budgets_stretch_with_a_smaller_batch(recipes):
 def test_bad_global_batch_is_rejected(recipes):
     with pytest.raises(BenchError, match="multiple of the 2 device"):
         plan_for(_load(recipes, "base"), devices=2, global_batch=65)
+
+
+def test_a_childs_reference_replaces_the_bases_whole(recipes):
+    recipes("child", 'base = "base"\ndescription = "c"\n[reference]\nsource = "other"\n'
+                     'top5_err = 2.0\n')
+    r = _load(recipes, "child")
+    assert r.reference.top1_err is None and r.reference.top5_err == 2.0

@@ -1,0 +1,94 @@
+"""Every shipped recipe file: it loads, names a registered network, cites a published number,
+fits the hardware at hand, inherits at most one level, and trains differently from every other
+recipe unless it is listed below as the same recipe published twice."""
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+
+from bench.models import resolve_name
+from bench.models.registry import get_spec
+from bench.recipes import list_recipes, load_recipe, plan_for, recipe_hash
+from bench.recipes.loader import read_toml, recipe_path
+
+NAMES = list_recipes()
+
+# Pairs of recipes that train identically on purpose: one recipe, two publications.
+SAME_TRAINING = {
+    # Bag of Tricks Table 6 "ResNet-50-D + cosine + label smoothing" (78.31) is GluonCV's
+    # resnet50_v1d.sh recipe, whose model-zoo weights report 78.48.
+    frozenset({"bot_resnet50_v1d_ls", "gluoncv_resnet50_v1d"}),
+    # Bag of Tricks Table 6 "+ mixup w/o distill" is GluonCV's resnet50_v1d-mixup.sh; both
+    # publish 79.15 / 94.58.
+    frozenset({"bot_resnet50_v1d_mixup", "gluoncv_resnet50_v1d_mixup"}),
+}
+
+
+def test_recipes_are_shipped():
+    assert len(NAMES) > 50
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recipe_loads_and_cites_a_published_number(name):
+    assert re.fullmatch(r"[a-z0-9_]+", name), "recipe file names are lowercase snake_case"
+    recipe = load_recipe(name)
+    assert resolve_name(recipe.network)
+    assert recipe.description.strip()
+    ref = recipe.reference
+    assert ref.source.strip()
+    assert ref.top1_err is not None or ref.top5_err is not None
+    for err in (ref.top1_err, ref.top5_err):
+        assert err is None or 0 < err < 100
+    assert ref.tolerance > 0
+    assert ref.recipe_code.strip()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recipe_plans_on_one_device(name):
+    recipe = load_recipe(name)
+    plan = plan_for(recipe, 1)
+    assert plan.devices == 1 and plan.global_batch > 0 and plan.lr > 0
+    assert plan.per_device_batch == recipe.optim.batch_size // recipe.train.devices
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_base_exists_and_has_no_base(name):
+    raw = read_toml(recipe_path(name))
+    base = raw.get("base")
+    if not base:
+        return
+    base_raw = read_toml(recipe_path(base))
+    assert not base_raw.get("base"), f"{name}: its base {base} has a base itself"
+    assert load_recipe(name).base == base
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_is_the_files_own(name):
+    """Tables merge key by key and TOML has no null, so a child that omits top5_err would
+    silently inherit its base's: every file states its whole [reference] itself."""
+    own = read_toml(recipe_path(name)).get("reference", {})
+    for key in ("source", "tolerance", "verified", "recipe_code"):
+        assert key in own, f"{name}: [reference] must state {key} itself, not inherit it"
+    ref = load_recipe(name).reference
+    assert ref.top1_err == own.get("top1_err")
+    assert ref.top5_err == own.get("top5_err")
+    assert ref.note == own.get("note", "")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if load_recipe(n).data.dataset != "digits"])
+def test_input_size_matches_the_network(name):
+    recipe = load_recipe(name)
+    assert recipe.data.input_size == get_spec(recipe.network).input_size
+
+
+def test_no_two_recipes_train_identically_unless_listed():
+    by_hash: dict[str, list[str]] = {}
+    for name in NAMES:
+        by_hash.setdefault(recipe_hash(load_recipe(name)), []).append(name)
+    clashes = {frozenset(pair) for group in by_hash.values() if len(group) > 1
+               for pair in itertools.combinations(group, 2)}
+    assert clashes == SAME_TRAINING, (
+        f"unlisted identical recipes: {sorted(map(sorted, clashes - SAME_TRAINING))}; "
+        f"listed but no longer identical: {sorted(map(sorted, SAME_TRAINING - clashes))}")
