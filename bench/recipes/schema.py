@@ -20,6 +20,7 @@ PROTOCOLS = ("center", "10crop", "full")
 DTYPES = ("float32", "float16", "amp")
 OPTIMIZERS = ("sgd", "nag")
 SCHEDULES = ("step", "cosine", "poly", "constant")
+INITS = ("msra", "xavier")
 KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "horovod")
 
 
@@ -105,6 +106,7 @@ class TrainSection:
     mixup_alpha: float = 0.0
     mixup_off_epochs: int = 0  # GluonCV: no mixup in the last N epochs
     dtype: str = "float32"
+    init: str = "msra"  # He et al. 2015 init (GluonCV ImageNet scripts); "xavier": BoT, GluonCV CIFAR
     devices: int = 1  # the reference hardware's device count (GPUs)
     kvstore: str = "device"
     seed: int = 0
@@ -117,6 +119,7 @@ class TrainSection:
         _in_range("train.label_smoothing", self.label_smoothing, 0.0, 1.0)
         _in_range("train.mixup_alpha", self.mixup_alpha, 0.0, 100.0)
         _one_of("train.dtype", self.dtype, DTYPES)
+        _one_of("train.init", self.init, INITS)
         _one_of("train.kvstore", self.kvstore, KVSTORES)
         for key in ("devices", "log_interval", "checkpoint_every", "eval_every",
                     "keep_checkpoints"):
