@@ -1,0 +1,35 @@
+"""ImageNet (or any class-folder image set): pick the reader for the split's format and protocol.
+
+RecordIO goes through ImageRecordIter for training and centre-crop evaluation, and through the
+Python pipeline for ten-crop evaluation (ImageRecordIter cannot make ten crops); class folders
+always go through the Python pipeline.
+"""
+from __future__ import annotations
+
+from bench.data.image_augment import eval_transform, train_transform
+from bench.data.images import FolderSource, ImageEval, ImageTrain, RecSource, folder_classes
+from bench.data.locate import imagenet_split
+from bench.data.rec_iter import RecEval, RecTrain
+from bench.data.recordio import check_rec
+from bench.data.spec import DataSpec
+
+
+def build_imagenet_train(spec: DataSpec, data_dir, batch_size: int, seed: int, workers: int):
+    split = imagenet_split(spec, data_dir, "train")
+    if split.rec is not None:
+        return RecTrain(check_rec(split.rec, split.idx), spec, batch_size, seed, workers)
+    source = FolderSource(split.folder)
+    return ImageTrain(source, train_transform(spec), batch_size, seed, workers)
+
+
+def build_imagenet_eval(spec: DataSpec, data_dir, batch_size: int, workers: int):
+    split = imagenet_split(spec, data_dir, "val")
+    crops = 10 if spec.protocol == "10crop" else 1
+    if split.rec is not None:
+        index = check_rec(split.rec, split.idx)
+        if crops == 1:
+            return RecEval(index, spec, batch_size, workers)
+        source = RecSource(index)
+    else:
+        source = FolderSource(split.folder, folder_classes(split.root))
+    return ImageEval(source, eval_transform(spec, crops), batch_size, workers, crops)

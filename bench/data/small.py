@@ -1,0 +1,109 @@
+"""The in-memory data sets: digits (embedded), CIFAR-10/100 (from files), synthetic (random)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+
+from bench.data import cifar
+from bench.data.arrays import ArrayEval, ArrayTrain, Prepare, center_crop, normalize, pad_crop_flip
+from bench.data.keys import synthetic_rng
+from bench.data.locate import cifar_files
+from bench.data.spec import DataSpec, num_classes
+from bench.errors import BenchError
+
+IMAGENET_MEAN = (123.68, 116.779, 103.939)
+IMAGENET_STD = (58.393, 57.12, 57.375)
+DIGITS_SPLIT_SEED = 0  # fixed, not the run's seed: every run is scored on the same 360 digits
+SYNTHETIC_EVAL_SEED = 0  # build_eval has no seed; the evaluation tensors are always the same
+
+
+@lru_cache(maxsize=1)
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's 1797 8x8 digits as (N, 1, 8, 8) float32, split stratified 1437 / 360
+    and normalised with the training pixels' mean and standard deviation."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    digits = load_digits()
+    images = (digits.images.astype(np.float32) / 16.0)[:, None]
+    labels = digits.target.astype(np.int32)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=0.2, random_state=DIGITS_SPLIT_SEED, stratify=labels)
+    mean, std = x_train.mean(), x_train.std()
+    out = ((x_train - mean) / std, y_train, (x_test - mean) / std, y_test)
+    for a in out:
+        a.flags.writeable = False  # shared by every caller through the cache
+    return out
+
+
+def _synthetic(spec: DataSpec, seed: int, split: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = synthetic_rng(seed, split)
+    n, s = spec.synthetic_size, spec.input_size
+    images = rng.integers(0, 256, size=(n, 3, s, s), dtype=np.uint8)
+    return images, rng.integers(0, num_classes(spec), size=n).astype(np.int32)
+
+
+def _base(spec: DataSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """Stored images -> normalised float32."""
+    if spec.dataset == "digits":
+        return lambda x: x.astype(np.float32)  # normalised when loaded
+    if spec.dataset == "synthetic":
+        return lambda x: normalize(x, IMAGENET_MEAN, IMAGENET_STD, 1.0)
+    mean, std = cifar.MEAN[spec.dataset], cifar.STD[spec.dataset]
+    return lambda x: normalize(x, mean, std, 1.0 / 255)
+
+
+def _fit(spec: DataSpec, native: int, why: str) -> None:
+    if spec.input_size > native:
+        raise BenchError(f"data.input_size {spec.input_size} does not fit {spec.dataset}'s "
+                         f"{native}x{native} images ({why}): set data.input_size = {native}")
+
+
+def _train_prepare(spec: DataSpec, native: int) -> Prepare:
+    base = _base(spec)
+    if spec.train_augment != "cifar" or spec.dataset == "synthetic":
+        return lambda x, rng: base(x)
+    _fit(spec, native, "random crop")
+    # CIFAR: 4 pixels of padding around 32 (He 2015); digits: 1 pixel around 8 and no flip,
+    # because a mirrored digit is a different glyph.
+    pad, flip = max(1, native // 8), spec.dataset != "digits"
+    return lambda x, rng: pad_crop_flip(base(x), rng, spec.input_size, pad, flip)
+
+
+def _eval_prepare(spec: DataSpec, native: int) -> Prepare:
+    base = _base(spec)
+    if spec.dataset == "synthetic" and spec.protocol == "10crop":
+        def ten(x, rng):
+            x = base(x)
+            return np.stack([x] * 5 + [x[..., ::-1]] * 5, axis=1)
+        return ten
+    if spec.protocol == "center" and spec.input_size != native and spec.dataset != "synthetic":
+        _fit(spec, native, "centre crop")
+        return lambda x, rng: center_crop(base(x), spec.input_size)
+    return lambda x, rng: base(x)
+
+
+def _native(spec: DataSpec) -> int:
+    return {"digits": 8, "cifar10": 32, "cifar100": 32}.get(spec.dataset, spec.input_size)
+
+
+def build_small_train(spec: DataSpec, data_dir, batch_size: int, seed: int) -> ArrayTrain:
+    if spec.dataset == "digits":
+        images, labels = digits_split()[:2]
+    elif spec.dataset == "synthetic":
+        images, labels = _synthetic(spec, seed, 0)
+    else:
+        images, labels = cifar.load_split(spec.dataset, cifar_files(spec, data_dir), train=True)
+    return ArrayTrain(images, labels, batch_size, seed, _train_prepare(spec, _native(spec)))
+
+
+def build_small_eval(spec: DataSpec, data_dir, batch_size: int) -> ArrayEval:
+    if spec.dataset == "digits":
+        images, labels = digits_split()[2:]
+    elif spec.dataset == "synthetic":
+        images, labels = _synthetic(spec, SYNTHETIC_EVAL_SEED, 1)
+    else:
+        images, labels = cifar.load_split(spec.dataset, cifar_files(spec, data_dir), train=False)
+    crops = 10 if spec.protocol == "10crop" else 1
+    return ArrayEval(images, labels, batch_size, _eval_prepare(spec, _native(spec)), crops)

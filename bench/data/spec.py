@@ -1,0 +1,85 @@
+"""What to load: the data set, its augmentation and evaluation protocol, as one frozen value."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.errors import BenchError, did_you_mean
+
+DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
+AUGMENTS = ("he2015_scale", "inception", "cifar", "none")
+PROTOCOLS = ("center", "10crop", "full")
+FORMATS = ("auto", "rec", "folder")
+
+_CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "digits": 10, "synthetic": 10}
+# Augmentations that only make sense on large natural images, and those for small arrays.
+_IMAGE_AUGMENTS = ("he2015_scale", "inception", "none")
+_ARRAY_AUGMENTS = ("cifar", "none")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The data side of a recipe; see ``bench/data/README.md`` for what each value does."""
+
+    dataset: str
+    train_augment: str
+    input_size: int = 224
+    resize: int = 256
+    protocol: str = "center"
+    data_format: str = "auto"
+    num_classes: int = 0
+    synthetic_size: int = 256
+    jitter: float = 0.4
+    lighting: float = 0.1
+    min_area: float = 0.08
+
+
+def num_classes(spec: DataSpec) -> int:
+    """The number of outputs the network needs: the recipe's override, else the data set's."""
+    check_spec(spec)
+    return spec.num_classes or _CLASSES[spec.dataset]
+
+
+def in_channels(spec: DataSpec) -> int:
+    """Digits are grey; everything else is RGB."""
+    check_spec(spec)
+    return 1 if spec.dataset == "digits" else 3
+
+
+def check_spec(spec: DataSpec) -> None:
+    """Reject combinations no loader implements, with a one-line reason, before touching data."""
+    _one_of("dataset", spec.dataset, DATASETS)
+    _one_of("train_augment", spec.train_augment, AUGMENTS)
+    _one_of("protocol", spec.protocol, PROTOCOLS)
+    _one_of("data_format", spec.data_format, FORMATS)
+    if spec.input_size < 1 or spec.resize < 1 or spec.synthetic_size < 1 or spec.num_classes < 0:
+        raise BenchError("data.input_size, data.resize and data.synthetic_size must be positive "
+                         "and data.num_classes >= 0")
+    if not 0.0 < spec.min_area <= 1.0:
+        raise BenchError(f"data.min_area must be in (0, 1], got {spec.min_area}")
+    if spec.jitter < 0 or spec.lighting < 0:
+        raise BenchError("data.jitter and data.lighting must be >= 0")
+    if spec.dataset == "synthetic":
+        return  # random tensors: every augmentation and protocol is accepted and ignored
+    if spec.dataset == "imagenet":
+        if spec.train_augment not in _IMAGE_AUGMENTS:
+            raise BenchError(f"train_augment {spec.train_augment!r} is for 32x32 arrays; for "
+                             f"ImageNet use one of {', '.join(_IMAGE_AUGMENTS)}")
+        if spec.protocol == "full":
+            raise BenchError("protocol 'full' evaluates whole small images (CIFAR, digits); "
+                             "for ImageNet use 'center' or '10crop'")
+        if spec.resize < spec.input_size:
+            raise BenchError(f"data.resize {spec.resize} is smaller than data.input_size "
+                             f"{spec.input_size}: the crop would not fit")
+        return
+    if spec.train_augment not in _ARRAY_AUGMENTS:
+        raise BenchError(f"train_augment {spec.train_augment!r} needs ImageNet-sized images; for "
+                         f"{spec.dataset} use one of {', '.join(_ARRAY_AUGMENTS)}")
+    if spec.protocol == "10crop":
+        raise BenchError(f"protocol '10crop' is for ImageNet; for {spec.dataset} use 'full' "
+                         "(the whole image) or 'center'")
+
+
+def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise BenchError(f"unknown data.{name} {value!r}{did_you_mean(value, choices)}; "
+                         f"choose one of {', '.join(choices)}")

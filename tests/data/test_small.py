@@ -1,0 +1,173 @@
+"""Digits, CIFAR and synthetic: contents, labels, shapes, determinism, every sample once."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.data import DataSpec, build_eval, build_train, in_channels, num_classes, resolve_data_dir
+from bench.data import cifar
+from tests.data.helpers import write_cifar
+
+DIGITS = DataSpec("digits", "none", input_size=8, protocol="full")
+
+
+def _collect(batches):
+    xs, ys = zip(*batches)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _cifar_spec(dataset="cifar10", augment="cifar", protocol="full"):
+    return DataSpec(dataset, augment, input_size=32, protocol=protocol)
+
+
+def _denormalize(x: np.ndarray, dataset: str) -> np.ndarray:
+    mean = np.array(cifar.MEAN[dataset], np.float32)[:, None, None]
+    std = np.array(cifar.STD[dataset], np.float32)[:, None, None]
+    return (x * std + mean) * 255
+
+
+# --- digits ------------------------------------------------------------------------------------
+
+def test_digits_split_is_fixed_stratified_and_normalised():
+    train, test = build_train(DIGITS, None, 64, seed=0), build_eval(DIGITS, None, 64)
+    assert (train.num_samples, test.num_samples) == (1437, 360)
+    assert num_classes(DIGITS) == 10 and in_channels(DIGITS) == 1
+    x_test, y_test = _collect(test.batches())
+    assert x_test.shape == (360, 1, 8, 8) and x_test.dtype == np.float32
+    from sklearn.datasets import load_digits
+    per_class = np.bincount(load_digits().target, minlength=10)
+    assert np.abs(np.bincount(y_test, minlength=10) - 0.2 * per_class).max() <= 1  # stratified
+    x_train, y_train = _collect(train.epoch(0))
+    assert x_train.shape == (22 * 64, 1, 8, 8)
+    assert abs(x_train.mean()) < 0.05 and abs(x_train.std() - 1) < 0.05
+    # The split does not depend on the run's seed.
+    other = build_train(DIGITS, None, 1437, seed=123)
+    assert sorted(map(bytes, next(other.epoch(0))[0])) == sorted(
+        map(bytes, next(build_train(DIGITS, None, 1437, seed=0).epoch(0))[0]))
+
+
+@pytest.mark.parametrize("batch", [64, 60, 7, 360, 1000])
+def test_digits_eval_sees_every_sample_once(batch):
+    data = build_eval(DIGITS, None, batch)
+    x, y = _collect(data.batches())
+    assert len(y) == data.num_samples == 360
+    assert len({bytes(row) for row in x}) == 360
+
+
+def test_digits_train_epoch_is_a_permutation_and_drops_the_tail():
+    train = build_train(DIGITS, None, 100, seed=3)
+    batches = list(train.epoch(0))
+    assert train.batches_per_epoch == 14 == len(batches)
+    assert all(len(y) == 100 for _, y in batches)
+    rows = {bytes(r) for x, _ in batches for r in x}
+    assert len(rows) == 1400
+
+
+@pytest.mark.parametrize("spec", [DIGITS, DataSpec("digits", "cifar", input_size=8,
+                                                   protocol="full")])
+def test_digits_resume_mid_epoch_replays_the_same_batches(spec):
+    train = build_train(spec, None, 64, seed=7)
+    full = list(train.epoch(2))
+    resumed = list(build_train(spec, None, 64, seed=7).epoch(2, start_batch=5))
+    assert len(resumed) == len(full) - 5
+    for (a, la), (b, lb) in zip(full[5:], resumed):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    other = list(train.epoch(3))
+    assert not np.array_equal(full[0][1], other[0][1])
+    assert not np.array_equal(full[0][1], next(build_train(spec, None, 64, seed=8).epoch(2))[1])
+
+
+def test_digits_cifar_style_augment_shifts_but_does_not_mirror():
+    spec = DataSpec("digits", "cifar", input_size=8, protocol="full")
+    x, _ = next(build_train(spec, None, 1437, seed=0).epoch(0))
+    assert x.shape == (1437, 1, 8, 8)
+    plain, _ = next(build_train(DIGITS, None, 1437, seed=0).epoch(0))
+    # Same order (the order does not depend on the augmentation), and some images moved.
+    changed = np.abs(x - plain).reshape(len(x), -1).max(axis=1) > 0
+    assert 0.5 < changed.mean() < 1.0
+
+
+# --- CIFAR -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["bin", "py"])
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+def test_cifar_files_read_back_exactly(tmp_path, dataset, kind):
+    sub = {("cifar10", "bin"): "cifar-10-batches-bin", ("cifar10", "py"): "cifar-10-batches-py",
+           ("cifar100", "bin"): "cifar-100-binary", ("cifar100", "py"): "cifar-100-python"}
+    written = write_cifar(tmp_path / sub[dataset, kind], dataset, kind)
+    for data_dir in (tmp_path, tmp_path / sub[dataset, kind]):  # the parent or the folder
+        assert resolve_data_dir(_cifar_spec(dataset), str(data_dir)) == tmp_path / sub[dataset,
+                                                                                         kind]
+        test = build_eval(_cifar_spec(dataset), str(data_dir), 3)
+        x, y = _collect(test.batches())
+        images, labels = written["test"]
+        np.testing.assert_array_equal(y, labels)  # fine labels for CIFAR-100 (coarse = y // 5)
+        assert x.shape == (7, 3, 32, 32) and x.dtype == np.float32
+        np.testing.assert_allclose(_denormalize(x, dataset), images, atol=1e-3)
+    train = build_train(_cifar_spec(dataset, "none"), str(tmp_path), 5, seed=0)
+    assert train.num_samples == 15 and train.batches_per_epoch == 3
+    x, y = _collect(train.epoch(0))
+    images, labels = written["train"]
+    order = [int(np.flatnonzero((images == img).all(axis=(1, 2, 3)))[0])
+             for img in np.rint(_denormalize(x, dataset)).astype(np.uint8)]
+    np.testing.assert_array_equal(labels[order], y)
+    assert sorted(order) == list(range(15))
+    assert num_classes(_cifar_spec(dataset)) == (10 if dataset == "cifar10" else 100)
+
+
+def test_cifar_augmentation_pads_crops_and_flips_deterministically(tmp_path):
+    write_cifar(tmp_path, "cifar10", "bin", per_batch=40)  # 200 training images
+    spec = _cifar_spec()
+    train = build_train(spec, str(tmp_path), 50, seed=1)
+    plain = build_train(_cifar_spec(augment="none"), str(tmp_path), 50, seed=1)
+    x, _ = next(train.epoch(0))
+    base, _ = next(plain.epoch(0))
+    assert x.shape == (50, 3, 32, 32)
+    moved = [not np.array_equal(a, b) for a, b in zip(x, base)]
+    assert np.mean(moved) > 0.9  # only 1 in 162 crops is centred and unflipped
+    # With 4 pixels of padding the top-left marker lands within 4 pixels of a top corner
+    # (the left one, or the right one when mirrored), or is cropped away.
+    corner = np.isclose(_denormalize(x, "cifar10"), 255, atol=1e-2).all(axis=1)
+    assert corner.sum(axis=(1, 2)).max() == 1 and corner.sum() > 10
+    rows, cols = np.nonzero(corner)[1:]
+    assert set(rows) <= set(range(5)) and set(cols) <= set(range(5)) | set(range(27, 32))
+    assert set(cols) & set(range(27, 32))  # some were mirrored
+    again = list(build_train(spec, str(tmp_path), 50, seed=1).epoch(0, start_batch=2))
+    np.testing.assert_array_equal(again[0][0], list(train.epoch(0))[2][0])
+    assert not np.array_equal(next(train.epoch(1))[0], x)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7, 8])
+def test_cifar_eval_counts_every_sample_once(tmp_path, batch):
+    write_cifar(tmp_path, "cifar10", "py")
+    data = build_eval(_cifar_spec(), str(tmp_path), batch)
+    assert sum(len(y) for _, y in data.batches()) == data.num_samples == 7
+
+
+def test_cifar_center_protocol_crops_to_input_size(tmp_path):
+    write_cifar(tmp_path, "cifar10", "bin")
+    spec = DataSpec("cifar10", "cifar", input_size=28, protocol="center")
+    x, _ = next(build_eval(spec, str(tmp_path), 7).batches())
+    assert x.shape == (7, 3, 28, 28)
+    x, _ = next(build_train(spec, str(tmp_path), 5, seed=0).epoch(0))
+    assert x.shape == (5, 3, 28, 28)
+
+
+# --- synthetic ---------------------------------------------------------------------------------
+
+def test_synthetic_is_seeded_and_shaped():
+    spec = DataSpec("synthetic", "inception", input_size=16, synthetic_size=10, num_classes=5)
+    a = list(build_train(spec, None, 4, seed=1).epoch(0))
+    b = list(build_train(spec, None, 4, seed=1).epoch(0))
+    c = list(build_train(spec, None, 4, seed=2).epoch(0))
+    assert len(a) == 2 and a[0][0].shape == (4, 3, 16, 16) and a[0][0].dtype == np.float32
+    np.testing.assert_array_equal(a[1][0], b[1][0])
+    assert not np.array_equal(a[0][0], c[0][0])
+    np.testing.assert_array_equal(list(build_train(spec, None, 4, 1).epoch(0, 1))[0][0], a[1][0])
+    assert all(0 <= y.min() and y.max() < 5 for _, y in a)
+    assert num_classes(spec) == 5 and num_classes(DataSpec("synthetic", "none")) == 10
+    ten = build_eval(DataSpec("synthetic", "none", input_size=16, synthetic_size=10,
+                              protocol="10crop"), None, 40)
+    shapes = [x.shape for x, _ in ten.batches()]
+    assert ten.crops == 10 and shapes == [(4, 10, 3, 16, 16)] * 2 + [(2, 10, 3, 16, 16)]
