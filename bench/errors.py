@@ -13,5 +13,8 @@ class BenchError(Exception):
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
     """A suffix for an error message naming up to ``n`` choices close to ``word``, e.g.
     ``" (did you mean: resnet50_v1d, resnet50_v1c?)"``, or ``""`` when none is close."""
-    close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.5)
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=n, cutoff=0.5)
+    if not close:  # "lr_rate" -> "lr": a prefix is close even when the ratio is low
+        close = [c for c in choices if c and (word.startswith(c) or c.startswith(word))][:n]
     return f" (did you mean: {', '.join(close)}?)" if close else ""

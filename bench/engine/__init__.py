@@ -1,0 +1,1 @@
+"""The training engine: schedules, checkpoints, devices, logs and the training loop."""

@@ -1,0 +1,85 @@
+"""Turn a recipe and a plan into the objects the loop uses: network, trainer, loss, schedule."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench._mxnet import require_mxnet
+from bench.engine.schedules import ErrorGatedWarmup, Schedule, build_schedule
+from bench.recipes import Plan, Recipe
+
+# Parameters that Bag of Tricks (Sec. 3.1 "no bias decay") and GluonCV's --no-wd exempt from
+# weight decay: biases and BN's gamma/beta.
+NO_DECAY_SUFFIXES = ("_bias", "_gamma", "_beta")
+
+
+@dataclass
+class Parts:
+    net: Any
+    trainer: Any
+    loss: Any
+    schedule: Schedule
+    gate: ErrorGatedWarmup | None
+    dtype: str
+    changes: list[str]
+
+
+def effective_dtype(recipe: Recipe, on_gpu: bool) -> tuple[str, list[str]]:
+    """fp16 and AMP need CUDA kernels; on CPU the run falls back to fp32 and says so."""
+    if recipe.train.dtype != "float32" and not on_gpu:
+        return "float32", [f"train.dtype {recipe.train.dtype} needs a GPU (MXNet's CPU kernels "
+                           "have no fp16 convolution): running float32"]
+    return recipe.train.dtype, []
+
+
+def build_net(recipe: Recipe, classes: int, in_channels: int, ctxs: list, dtype: str):
+    """The recipe's network with the recipe's initialiser (parameters that carry their own, such
+    as a zero-initialised last BN gamma, keep it)."""
+    mx = require_mxnet()
+    from bench.models import get_model
+    args = {"classes": classes, **recipe.network_args}
+    if in_channels != 3:
+        args.setdefault("in_channels", in_channels)
+    net = get_model(recipe.network, **args)
+    init = mx.init.Xavier()  # uniform, sqrt(6 / (in + out)): BoT Sec. 2.1 if recipe.train.init == "xavier" else mx.init.MSRAPrelu()
+    net.initialize(init, ctx=ctxs)
+    if dtype == "float16":
+        net.cast("float16")
+    return net
+
+
+def build_trainer(recipe: Recipe, net, lr: float, kvstore: str | None, dtype: str):
+    mx = require_mxnet()
+    params = net.collect_params()
+    if recipe.optim.no_bias_decay:
+        for name, param in params.items():
+            if name.endswith(NO_DECAY_SUFFIXES):
+                param.wd_mult = 0.0
+    options = {"learning_rate": lr, "momentum": recipe.optim.momentum,
+               "wd": recipe.optim.weight_decay}
+    if dtype != "float32":
+        options["multi_precision"] = True  # fp32 master weights (Micikevicius et al. 2018)
+    kwargs = {} if kvstore is None else {"kvstore": kvstore}
+    trainer = mx.gluon.Trainer(params, recipe.optim.optimizer, options, **kwargs)
+    if dtype == "amp":
+        from mxnet.contrib import amp
+        amp.init_trainer(trainer)  # dynamic loss scaling
+    return trainer
+
+
+def build_loss(recipe: Recipe):
+    """Dense (soft) labels when label smoothing or mixup make targets non-one-hot."""
+    mx = require_mxnet()
+    dense = recipe.train.label_smoothing > 0 or recipe.train.mixup_alpha > 0
+    return mx.gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=not dense), dense
+
+
+def build_lr(recipe: Recipe, plan: Plan, iters_per_epoch: int, epochs: int) -> tuple[Schedule, ErrorGatedWarmup | None]:
+    s = recipe.schedule
+    schedule = build_schedule(
+        kind=s.kind, base_lr=plan.lr, epochs=epochs, iters_per_epoch=iters_per_epoch,
+        milestones=plan.milestones, unit=s.unit, factor=s.factor, power=s.power,
+        final_lr=s.final_lr, warmup_epochs=s.warmup_epochs, warmup_start_lr=s.warmup_start_lr,
+        total_iters=plan.iterations or None)
+    gate = ErrorGatedWarmup(plan.warmup_lr, s.warmup_until_error) if s.warmup_until_error else None
+    return schedule, gate

@@ -1,0 +1,300 @@
+"""Crash-safe checkpoints: a run can be killed at any moment and resumed from the last good one.
+
+Layout: ``run_dir/checkpoints/ckpt-{epoch:04d}-{iteration:08d}/`` holding
+
+* ``net.params``     -- ``net.save_parameters`` (the only ``*.params`` file, so ``mx.nd.load`` of
+  the first ``*.params`` in the directory gives the weights by name);
+* ``trainer.states`` -- ``trainer.save_states`` (optimizer state: momentum, update counts);
+* ``state.json``     -- epoch, global iteration, batch index within the epoch, recipe hash, the
+  Python and NumPy RNG states, the trainer's ``extra`` dict, and the sha256 of both binary files.
+
+Atomicity: a checkpoint is written into a hidden sibling ``.tmp-<pid>-<name>`` directory, every
+file and the directory are fsynced, and only then is it renamed to its final name (a rename within
+one directory is atomic on POSIX). :func:`latest_checkpoint` only considers final names, so a crash
+mid-write leaves nothing it would pick; older checkpoints are removed only after the new one is in
+place, by first renaming them to a hidden name so that a crash mid-delete leaves no half checkpoint
+under a final name either.
+
+MXNet 1.9.1 specifics (verified on the CPU wheel with 1 and 2 contexts, kvstore device/local):
+
+* ``Trainer.save_states``/``load_states`` create the kvstore themselves (``_init_kvstore``), so
+  neither needs a prior ``trainer.step``; but both need every parameter initialised (deferred
+  shapes resolved by a forward pass or by ``load_parameters``).
+* With several devices the trainer updates on the kvstore (``update_on_kvstore``): the kvstore
+  holds the weights and the optimizer state. ``Parameter.set_data`` (which ``load_parameters``
+  uses) then resets the trainer's kvstore so it picks up the new weights, and that reset also
+  drops any optimizer state loaded into it. So parameters must be loaded *before* the optimizer
+  states, or the momentum silently restarts from zero. :func:`load_checkpoint` keeps that order.
+* The states file format is the same with and without the kvstore (``Updater.get_states``), so a
+  checkpoint loads regardless of how the kvstore was set up.
+* ``KVStore.load_optimizer_states`` (used by ``load_states`` on several devices) leaves its file to
+  the garbage collector, which warns (ResourceWarning); that warning is silenced around the call.
+* ``save_parameters`` stores one copy per parameter; BatchNorm running statistics, which differ
+  per device, are averaged over the devices.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.errors import BenchError
+
+FORMAT = 1
+PARAMS = "net.params"
+STATES = "trainer.states"
+STATE = "state.json"
+_NAME = re.compile(r"^ckpt-(\d{4,})-(\d{8,})$")
+_TMP = ".tmp-"
+_DEL = ".del-"
+
+
+# --- atomic files ---------------------------------------------------------------------------
+
+def _fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename inside it survives a power loss."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # some filesystems / platforms cannot open directories
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the complete new one,
+    never a prefix (temporary file in the same directory, fsync, ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text (metrics.json, result.json, run.json...)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _sha256_and_fsync(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb+") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+        os.fsync(f.fileno())
+    return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- RNG states -----------------------------------------------------------------------------
+
+def rng_state() -> dict[str, Any]:
+    """Python's and NumPy's global RNG states as JSON-serialisable lists. (MXNet has no API to
+    read its generator's state: the trainer reseeds it before every step instead.)"""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(internal), gauss],
+            "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def _plain(obj: Any) -> Any:
+    """json.dumps ``default``: NumPy scalars/arrays and paths inside ``extra``."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"checkpoint extra: {type(obj).__name__} is not JSON-serialisable")
+
+
+# --- save / find / load ---------------------------------------------------------------------
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (by global iteration, then epoch)."""
+    root = checkpoint_dir(run_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        match = _NAME.match(entry.name)
+        if match and entry.is_dir() and (entry / STATE).is_file():
+            found.append(((int(match.group(2)), int(match.group(1))), entry))
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint, or None. Temporary and half-deleted ones are ignored."""
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(run_dir: Path, *, net, trainer, epoch: int, iteration: int,
+                    batch_in_epoch: int, recipe_hash: str, extra: dict, keep: int = 2) -> Path:
+    """Write a checkpoint atomically and keep only the newest ``keep``; returns its directory.
+
+    ``epoch``/``batch_in_epoch`` say where the data loader resumes (epoch ``epoch``, skipping its
+    first ``batch_in_epoch`` batches); ``iteration`` is the global optimizer step done so far.
+    ``extra`` is the trainer's own JSON-serialisable state (history, gate, ...)."""
+    if keep < 1:
+        raise BenchError(f"keep_checkpoints must be >= 1, got {keep}")
+    root = checkpoint_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale(root)
+    name = f"ckpt-{epoch:04d}-{iteration:08d}"
+    tmp = root / f"{_TMP}{os.getpid()}-{name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        net.save_parameters(str(tmp / PARAMS))
+        trainer.save_states(str(tmp / STATES))
+        state = {"format": FORMAT, "epoch": int(epoch), "iteration": int(iteration),
+                 "batch_in_epoch": int(batch_in_epoch), "recipe_hash": recipe_hash,
+                 "time": time.time(),
+                 "files": {f: _sha256_and_fsync(tmp / f) for f in (PARAMS, STATES)},
+                 "rng": rng_state(), "extra": extra}
+        text = json.dumps(state, default=_plain)
+        with open(tmp / STATE, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        final = root / name
+        if final.exists():  # the same step saved twice (e.g. an epoch end, then a stop)
+            _discard(final)
+        os.rename(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(run_dir)[:-keep]:
+        if old != final:
+            _discard(old)
+    return final
+
+
+def _discard(path: Path) -> None:
+    """Delete a checkpoint: rename it out of :func:`latest_checkpoint`'s sight, then remove."""
+    hidden = path.parent / f"{_DEL}{os.getpid()}-{path.name}"
+    if hidden.exists():
+        shutil.rmtree(hidden, ignore_errors=True)
+    os.rename(path, hidden)
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
+def _remove_stale(root: Path) -> None:
+    """Leftovers of a process that died mid-write or mid-delete (its pid no longer runs)."""
+    for entry in root.iterdir():
+        if not entry.name.startswith((_TMP, _DEL)):
+            continue
+        pid = entry.name[len(_TMP):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """A checkpoint's ``state.json`` after checking both binary files against their sha256."""
+    path = Path(path)
+
+    def corrupt(why: str) -> BenchError:
+        return BenchError(f"checkpoint {path} is corrupt ({why}); delete it to resume from the "
+                          "previous one")
+
+    try:
+        state = json.loads((path / STATE).read_text(encoding="utf-8"))
+        files = state["files"]
+        for key in ("epoch", "iteration", "batch_in_epoch"):
+            int(state[key])
+    except FileNotFoundError:
+        raise corrupt(f"{STATE} missing") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise corrupt(f"{STATE} unreadable: {type(exc).__name__}") from None
+    for fname in (PARAMS, STATES):
+        target = path / fname
+        if not target.is_file():
+            raise corrupt(f"{fname} missing")
+        if _sha256(target) != files.get(fname):
+            raise corrupt(f"{fname} sha256 mismatch")
+    return state
+
+
+def load_checkpoint(path: Path, *, net, trainer, recipe_hash: str | None,
+                    restore_rng: bool = True) -> dict:
+    """Verify and load a checkpoint into ``net`` and ``trainer``; returns its state dict
+    (``epoch``, ``iteration``, ``batch_in_epoch``, ``recipe_hash``, ``rng``, ``extra``...).
+
+    ``recipe_hash=None`` skips the recipe check. The network must have the checkpoint's
+    architecture (its parameters may still be deferred). Parameters are loaded before the
+    optimizer states, for the reason in the module docstring.
+    ``restore_rng`` puts Python's and NumPy's global generators back as they were at the save."""
+    path = Path(path)
+    state = read_state(path)
+    if recipe_hash is not None and state.get("recipe_hash") != recipe_hash:
+        raise BenchError(f"checkpoint {path} was written for a different recipe (hash "
+                         f"{str(state.get('recipe_hash'))[:12]}, now {recipe_hash[:12]}): the "
+                         "recipe changed since the run started; restore it or start a new run")
+    try:
+        net.load_parameters(str(path / PARAMS))
+    except (AssertionError, ValueError, KeyError, RuntimeError) as exc:  # MXNetError: Runtime
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BenchError(f"checkpoint {path} does not fit this network: {first}") from None
+    with warnings.catch_warnings():
+        # MXNet 1.9.1's KVStore.load_optimizer_states reads with a bare open(...).read(); the
+        # file is closed as soon as it is collected (at once in CPython), with a ResourceWarning.
+        warnings.simplefilter("ignore", ResourceWarning)
+        trainer.load_states(str(path / STATES))
+    if restore_rng and "rng" in state:
+        set_rng_state(state["rng"])
+    return state

@@ -1,0 +1,194 @@
+"""What a run tells machines (``log.jsonl``) and people (a progress bar or plain lines)."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from bench.errors import BenchError
+
+RESERVED = ("event", "time", "utc")
+
+
+def _plain(obj: Any) -> Any:
+    """Python scalars, lists and dicts only. NumPy and MXNet values become numbers or lists;
+    NaN and infinities become the strings "nan", "inf", "-inf", since strict JSON readers
+    (jq, JavaScript) reject the bare tokens Python would write."""
+    if isinstance(obj, float) or isinstance(obj, np.floating):
+        value = float(obj)
+        if math.isfinite(value):
+            return value
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist()) if obj.ndim else _plain(obj.item())
+    if hasattr(obj, "asnumpy"):  # mx.nd.NDArray, without importing MXNet here
+        return _plain(obj.asnumpy())
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(dataclasses.asdict(obj))
+    return str(obj)
+
+
+class JsonLog:
+    """Append-only JSON-lines log (one object per line, flushed each write) for machine reading:
+    events 'start', 'window' (loss, lr, images/s, train error), 'epoch' (val top-1/top-5 error,
+    time), 'checkpoint', 'stop', 'end' (and 'resume', ...).
+
+    Each line is one ``write`` so a killed process loses at most its last, partial line; opening
+    an existing log drops such a partial line so a resumed run appends whole lines only."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_partial_last_line(self.path)
+        self._file: TextIO | None = open(self.path, "a", encoding="utf-8")
+
+    def write(self, event: str, **fields: Any) -> None:
+        """Append ``{"event", "time" (unix s), "utc" (ISO 8601), **fields}`` and flush."""
+        if self._file is None:
+            raise ValueError(f"log {self.path} is closed")
+        clash = [k for k in fields if k in RESERVED]
+        if clash:
+            raise ValueError(f"log fields {clash} are reserved")
+        now = time.time()
+        utc = _dt.datetime.fromtimestamp(now, _dt.timezone.utc).isoformat(timespec="milliseconds")
+        record = {"event": event, "time": now, "utc": utc.replace("+00:00", "Z"),
+                  **_plain(fields)}
+        self._file.write(json.dumps(record, allow_nan=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "JsonLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        # Find the last newline; everything after it is an unfinished record.
+        pos = size
+        while pos > 0:
+            step = min(1 << 16, pos)
+            f.seek(pos - step)
+            chunk = f.read(step)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                f.truncate(pos - step + cut + 1)
+                return
+            pos -= step
+        f.truncate(0)
+
+
+def read_log(path: Path) -> list[dict]:
+    """All records of a JSON-lines log. A truncated last line (a killed writer) is skipped; a bad
+    line anywhere else means the file is not such a log and raises :class:`BenchError`."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"cannot read log {path}: {exc}") from None
+    complete = lines[:-1]  # the last item is "" after a final newline, else a partial line
+    records = []
+    for number, line in enumerate(complete, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise BenchError(f"log {path} line {number} is not JSON") from None
+    if lines[-1].strip():
+        try:
+            records.append(json.loads(lines[-1]))  # complete but without its newline
+        except ValueError:
+            pass
+    return records
+
+
+class Progress:
+    """A tqdm bar on a terminal; elsewhere (CI logs, files) a plain line every ``every`` updates
+    but at most one per ``min_interval`` seconds (the end of the bar always prints), since a bar
+    redrawn with carriage returns is unreadable in a log. ``enabled=False`` is
+    silent (--no-progress)."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True, every: int | None = None,
+                 file: TextIO | None = None, min_interval: float = 0.0):
+        self.total, self.desc, self.count = total, desc, 0
+        self.file = file if file is not None else sys.stderr
+        self.every = every or max(1, total // 10 if total else 100)
+        self._bar = None
+        self._printed = 0
+        self._last = time.monotonic()
+        self.min_interval = min_interval
+        self._postfix: dict[str, Any] = {}
+        self.enabled = enabled
+        if enabled and _isatty(self.file):
+            from tqdm import tqdm
+            self._bar = tqdm(total=total, desc=desc, file=self.file, dynamic_ncols=True,
+                             leave=False)
+
+    def update(self, n: int = 1, **postfix: Any) -> None:
+        if not self.enabled or n <= 0 and not postfix:
+            return
+        self.count += n
+        self._postfix.update(postfix)
+        if self._bar is not None:
+            if postfix:
+                self._bar.set_postfix(postfix, refresh=False)
+            self._bar.update(n)
+        elif (self.count // self.every > self._printed // self.every
+              and time.monotonic() - self._last >= self.min_interval):
+            self._line()
+
+    def _line(self) -> None:
+        self._printed = self.count
+        self._last = time.monotonic()
+        pct = f" ({100 * self.count / self.total:.0f}%)" if self.total else ""
+        extra = "".join(f" {k}={v}" for k, v in self._postfix.items())
+        print(f"{self.desc}: {self.count}/{self.total}{pct}{extra}", file=self.file, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self.enabled and self.count != self._printed:
+            self._line()
+        self.enabled = False
+
+
+def _isatty(file: TextIO) -> bool:
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError):
+        return False
