@@ -16,9 +16,9 @@ $(VENV)/.installed: setup.py | $(VENV)/bin/python
 	$(VENV)/bin/pip install -e '.[cpu,test]'
 	touch $@
 
+# The embedded default run: a CIFAR-style ResNet-20 trained on scikit-learn's digits.
 demo: install
-	$(VENV)/bin/bench models 'resnet50*'
-	$(VENV)/bin/bench speed cifar_resnet20_v1 --batch-size 32
+	$(VENV)/bin/bench run recipe digits_resnet
 
 # The default (pyproject.toml's addopts) leaves out tests marked slow.
 test: install

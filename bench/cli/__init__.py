@@ -18,7 +18,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except BenchError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(getattr(exc, "exit_code", 2))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,9 +28,12 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from bench.cli.eval import eval_command
     from bench.cli.models import models
+    from bench.cli.recipes import recipes
+    from bench.cli.run import run
     from bench.cli.speed import speed
-    for command in (models, speed):
+    for command in (eval_command, models, recipes, run, speed):
         cli.add_command(command)
 
 

@@ -1,0 +1,88 @@
+"""``bench run recipe NAME``: train one recipe (or resume a run)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("run")
+def run() -> None:
+    """Train networks."""
+
+
+@run.command("recipe")
+@click.argument("name", required=False)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe value, e.g. --set optim.lr=0.05 (repeatable).")
+@click.option("--gpus", default="", metavar="0,1", help="GPU ids; default: CPU.")
+@click.option("--data-dir", type=click.Path(), default=None, envvar="BENCH_DATA",
+              help="Data set root (or set BENCH_DATA).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Train this many epochs; the schedule is scaled to fit.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Stop after this many optimizer steps in total (checkpointed; resumable).")
+@click.option("--seed", type=int, default=None, help="Seed (default: the recipe's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Global batch; default keeps the recipe's per-device batch. The LR follows "
+                   "linearly.")
+@click.option("--kvstore", default=None, help="device, local, nccl, dist_sync, horovod ...")
+@click.option("--cpu-devices", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Without --gpus: split each batch over this many CPU contexts (exercises "
+                   "the multi-device path).")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Data loading workers.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Runs go to OUT/<recipe>/<time>/.")
+@click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
+              metavar="RUN_DIR", help="Continue an interrupted run from its last checkpoint.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the resolved recipe, the scaled LR and the schedule, then exit.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size, kvstore,
+           cpu_devices, workers, out, resume, dry_run, no_progress) -> None:
+    """Train recipe NAME (see `bench recipes`) and write a run directory."""
+    from bench.engine.devices import parse_gpus
+    from bench.engine.trainer import RunOptions
+    from bench.errors import BenchError
+    options = RunOptions(gpus=tuple(parse_gpus(gpus)), cpu_devices=cpu_devices,
+                         data_dir=data_dir, epochs=epochs, max_steps=max_steps, seed=seed,
+                         batch_size=batch_size, kvstore=kvstore, out=out, workers=workers,
+                         progress=not no_progress)
+    if resume is not None:
+        if overrides or epochs or seed is not None or batch_size:
+            raise BenchError("--resume continues a run with its own recipe: drop --set, "
+                             "--epochs, --seed and --batch-size")
+        from bench.engine.trainer import resume_run
+        _finish(resume_run(resume, options))
+        return
+    if not name:
+        raise BenchError("give a recipe name (`bench recipes` lists them) or --resume RUN_DIR")
+    from bench.recipes import load_recipe
+    loaded = load_recipe(name, overrides)
+    if dry_run:
+        _dry_run(loaded, options)
+        return
+    from bench.engine.trainer import start_run
+    _finish(start_run(loaded, options))
+
+
+def _dry_run(loaded, options) -> None:
+    import json
+    from bench.engine.trainer import describe, prepare
+    from bench.recipes import recipe_to_dict
+    setup = prepare(loaded, options)
+    click.echo(json.dumps(recipe_to_dict(setup.recipe), indent=2))
+    for line in describe(setup):
+        click.echo(line)
+
+
+def _finish(run_dir: Path) -> None:
+    import json
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    top1, top5 = metrics.get("top1_err"), metrics.get("top5_err")
+    status = "finished" if metrics["complete"] else "stopped at --max-steps"
+    err = "" if top1 is None else f": top-1 error {top1:.2f} %, top-5 error {top5:.2f} %"
+    click.echo(f"{status} {metrics['recipe']} ({metrics['iterations']} iterations, "
+               f"{metrics['train_time_s']:.1f} s training){err}")
+    click.echo(f"run directory: {run_dir}")

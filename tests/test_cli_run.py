@@ -1,0 +1,102 @@
+"""`bench run recipe`, `bench recipes` and `bench eval` through click: one-line errors, exit codes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import cli
+from bench.recipes import list_recipes
+
+
+def _invoke(*args: str):
+    try:  # click < 8.2 mixes stderr into stdout unless told not to
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:
+        runner = CliRunner()
+    return runner.invoke(cli, list(args))
+
+
+def _one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("name", list_recipes())
+def test_every_recipe_dry_runs(name):
+    result = _invoke("run", "recipe", name, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    resolved = json.loads(result.stdout[:result.stdout.rindex("}") + 1])
+    assert resolved["name"] == name
+    assert "schedule:" in result.stdout and "lr " in result.stdout
+
+
+def test_dry_run_reports_the_rescaled_lr_for_a_multi_gpu_recipe():
+    result = _invoke("run", "recipe", "he2015_cifar10_resnet20", "--dry-run")
+    assert "changed: global batch 128 -> 64: lr 0.1 -> 0.05 (linear scaling rule)" in result.stdout
+    assert "iteration budget 64000 -> 128000" in result.stdout
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["run", "recipe", "digits_resnt"], ["unknown recipe 'digits_resnt'", "digits_resnet"]),
+    (["run", "recipe", "digits_resnet", "--set", "optim.lr_rate=0.1"], ["did you mean: lr"]),
+    (["run", "recipe", "digits_resnet", "--set", "optim.lr=fast"], ["optim.lr must be float"]),
+    (["run", "recipe", "digits_resnet", "--set", "bogus"], ["expected key=value"]),
+    (["run", "recipe", "digits_resnet", "--gpus", "0"], ["CPU wheel", "cu112"]),
+    (["run", "recipe", "digits_resnet", "--gpus", "zero"], ["--gpus"]),
+    (["run", "recipe", "he2015_cifar10_resnet20", "--max-steps", "1"], ["--data-dir"]),
+    (["run", "recipe"], ["give a recipe name"]),
+    (["run", "recipe", "digits_resnet", "--kvstore", "dist_sync"], ["multi-machine"]),
+    (["run", "recipe", "digits_resnet", "--kvstore", "nccl", "--cpu-devices", "2"], ["nccl"]),
+    (["run", "recipe", "digits_resnet", "--kvstore", "devise"], ["did you mean: device"]),
+    (["recipes", "show", "nope_recipe"], ["unknown recipe"]),
+    (["eval", "resnet50_v1x", "--params", "x.params"], ["unknown model"]),
+])
+def test_bad_input_is_one_line_and_nonzero(args, fragments, monkeypatch, tmp_path):
+    monkeypatch.delenv("BENCH_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(_invoke(*args), *fragments)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.params"))
+
+
+def test_missing_cifar_directory_names_the_expected_files(tmp_path):
+    result = _invoke("run", "recipe", "he2015_cifar10_resnet20", "--data-dir",
+                     str(tmp_path / "nowhere"), "--out", str(tmp_path / "runs"))
+    _one_line_error(result, "nowhere")
+
+
+def test_recipes_lists_and_shows():
+    listed = _invoke("recipes", "digits*")
+    assert listed.exit_code == 0 and "digits_resnet" in listed.stdout
+    as_json = json.loads(_invoke("recipes", "--format", "json").stdout)
+    assert {row["recipe"] for row in as_json} == set(list_recipes())
+    shown = json.loads(_invoke("recipes", "show", "digits_resnet", "--set", "optim.lr=0.2").stdout)
+    assert shown["optim"]["lr"] == 0.2 and len(shown["hash"]) == 16
+
+
+def test_resume_from_a_corrupt_checkpoint_is_refused(tmp_path):
+    runs = tmp_path / "runs"
+    first = _invoke("run", "recipe", "digits_resnet", "--max-steps", "2", "--no-progress",
+                    "--workers", "0", "--out", str(runs))
+    assert first.exit_code == 0, first.stderr
+    run_dir = next((runs / "digits_resnet").iterdir())
+    params = sorted(run_dir.rglob("*.params"))
+    assert params
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    damaged = bytearray(params[0].read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    params[0].write_bytes(bytes(damaged))
+    before[params[0]] = bytes(damaged)
+    result = _invoke("run", "recipe", "--resume", str(run_dir), "--no-progress", "--workers", "0")
+    _one_line_error(result, "corrupt")
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "log.jsonl"}
+    assert after == {p: b for p, b in before.items() if p.name != "log.jsonl"}
+
+
+def test_resume_of_a_directory_that_is_not_a_run(tmp_path):
+    _one_line_error(_invoke("run", "recipe", "--resume", str(tmp_path)), "not a run directory")
