@@ -61,7 +61,7 @@ def test_bad_input_is_one_line_and_nonzero(args, fragments, monkeypatch, tmp_pat
     monkeypatch.delenv("BENCH_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
     _one_line_error(_invoke(*args), *fragments)
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.params"))
+    assert not (tmp_path / "runs").exists()  # nothing written for a run that cannot start
 
 
 def test_missing_cifar_directory_names_the_expected_files(tmp_path):
