@@ -21,10 +21,13 @@ def _invoke(*args: str):
 def _one_line_error(result, *fragments: str) -> None:
     assert result.exit_code != 0
     assert result.exception is None or isinstance(result.exception, SystemExit)
+    # Progress and plan lines may come first; the error itself is one line, and the last.
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert "Traceback" not in result.stderr
     for fragment in fragments:
-        assert fragment in lines[0]
+        assert fragment in errors[0]
 
 
 @pytest.mark.parametrize("name", list_recipes())
@@ -100,3 +103,22 @@ def test_resume_from_a_corrupt_checkpoint_is_refused(tmp_path):
 
 def test_resume_of_a_directory_that_is_not_a_run(tmp_path):
     _one_line_error(_invoke("run", "recipe", "--resume", str(tmp_path)), "not a run directory")
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_nothing_bad(tmp_path):
+    runs = tmp_path / "runs"
+    result = _invoke("run", "recipe", "digits_resnet", "--set", "optim.lr=1e12", "--no-progress",
+                     "--workers", "0", "--out", str(runs))
+    assert result.exit_code == 2
+    error = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    assert len(error) == 1 and "training loss became nan" in error[0]
+    assert "last good checkpoint: none" in error[0]
+    run_dir = next((runs / "digits_resnet").iterdir())
+    assert not list(run_dir.glob("checkpoints/ckpt-*"))
+
+
+def test_a_run_prints_what_it_rescaled(tmp_path):
+    result = _invoke("run", "recipe", "digits_resnet", "--batch-size", "64", "--max-steps", "1",
+                     "--no-progress", "--workers", "0", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert "changed: global batch 128 -> 64: lr 0.2 -> 0.1 (linear scaling rule)" in result.stderr

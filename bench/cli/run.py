@@ -54,7 +54,7 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
             raise BenchError("--resume continues a run with its own recipe: drop --set, "
                              "--epochs, --seed and --batch-size")
         from bench.engine.trainer import resume_run
-        _finish(resume_run(resume, options))
+        _finish(resume_run(resume, options, report=_report))
         return
     if not name:
         raise BenchError("give a recipe name (`bench recipes` lists them) or --resume RUN_DIR")
@@ -64,7 +64,11 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
         _dry_run(loaded, options)
         return
     from bench.engine.trainer import start_run
-    _finish(start_run(loaded, options))
+    _finish(start_run(loaded, options, report=_report))
+
+
+def _report(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _dry_run(loaded, options) -> None:

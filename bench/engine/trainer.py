@@ -19,7 +19,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -46,11 +46,17 @@ class RunStopped(BenchError):
         self.exit_code = exit_code
 
 
-def start_run(recipe: Recipe, options: RunOptions) -> Path:
-    """Train ``recipe`` in a new run directory; returns the directory."""
+def start_run(recipe: Recipe, options: RunOptions,
+              report: Callable[[str], None] | None = None) -> Path:
+    """Train ``recipe`` in a new run directory; returns the directory. ``report`` receives the
+    plan's lines (devices, batch, rescaled LR, schedule) before the first step."""
     from bench.provenance import provenance
     setup, data = _setup_with_data(recipe, options)  # bad data fails before any file is made
     run_dir = _new_run_dir(options.out, recipe.name)
+    for line in describe(setup) if report else ():
+        report(line)
+    if report:
+        report(f"run directory: {run_dir}")
     atomic_write_text(run_dir / "recipe.json", json.dumps(recipe_to_dict(setup.recipe), indent=2))
     run_info = {"plan": dataclasses.asdict(setup.plan), "changes": setup.changes,
                 "options": _options_dict(options), "dtype": setup.dtype,
@@ -59,7 +65,8 @@ def start_run(recipe: Recipe, options: RunOptions) -> Path:
     return _train(run_dir, setup, data, options, checkpoint=None)
 
 
-def resume_run(run_dir: Path, options: RunOptions) -> Path:
+def resume_run(run_dir: Path, options: RunOptions,
+               report: Callable[[str], None] | None = None) -> Path:
     """Continue a run from its latest checkpoint with its own recipe and global batch."""
     run_dir = Path(run_dir)
     try:
@@ -76,6 +83,8 @@ def resume_run(run_dir: Path, options: RunOptions) -> Path:
         options, batch_size=info["plan"]["global_batch"], epochs=None, seed=None,
         data_dir=options.data_dir or stored.get("data_dir"))
     setup, data = _setup_with_data(recipe, options)
+    if report:
+        report(f"resuming {run_dir} from {ckpt.name}")
     return _train(run_dir, setup, data, options, checkpoint=ckpt)
 
 

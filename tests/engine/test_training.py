@@ -92,7 +92,9 @@ def test_sigterm_checkpoints_exits_nonzero_and_resumes(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM
-    assert err.strip().count("\n") == 0 and "resume with: bench run recipe digits_resnet" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: stopped by signal SIGTERM") and "Traceback" not in err
+    assert "resume with: bench run recipe digits_resnet --resume" in last
     run_dir = log.parent
     stopped_at = [json.loads(l) for l in log.read_text().splitlines()][-1]
     assert stopped_at["event"] == "stop" and "SIGTERM" in stopped_at["reason"]
