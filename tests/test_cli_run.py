@@ -122,3 +122,10 @@ def test_a_run_prints_what_it_rescaled(tmp_path):
                      "--no-progress", "--workers", "0", "--out", str(tmp_path))
     assert result.exit_code == 0, result.stderr
     assert "changed: global batch 128 -> 64: lr 0.2 -> 0.1 (linear scaling rule)" in result.stderr
+
+
+def test_fp16_recipe_on_cpu_falls_back_to_fp32_and_says_so():
+    result = _invoke("run", "recipe", "bot_resnet50_efficient", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "changed: train.dtype float16 needs a GPU" in result.stdout
+    assert "dtype float32" in result.stdout
