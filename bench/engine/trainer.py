@@ -62,7 +62,7 @@ def start_run(recipe: Recipe, options: RunOptions,
                 "options": _options_dict(options), "dtype": setup.dtype,
                 "kvstore": setup.kvstore, **provenance()}
     atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, default=str))
-    return _train(run_dir, setup, data, options, checkpoint=None)
+    return _train(run_dir, setup, data, options, checkpoint=None, report=report)
 
 
 def resume_run(run_dir: Path, options: RunOptions,
@@ -85,7 +85,7 @@ def resume_run(run_dir: Path, options: RunOptions,
     setup, data = _setup_with_data(recipe, options)
     if report:
         report(f"resuming {run_dir} from {ckpt.name}")
-    return _train(run_dir, setup, data, options, checkpoint=ckpt)
+    return _train(run_dir, setup, data, options, checkpoint=ckpt, report=report)
 
 
 def _options_dict(options: RunOptions) -> dict[str, Any]:
@@ -150,138 +150,16 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
-def _train(run_dir: Path, setup: Setup, data, options: RunOptions, checkpoint: Path | None) -> Path:
-    mx = require_mxnet()
-    spec, train, evaluation, classes, channels = data
-    recipe, plan = setup.recipe, setup.plan
-    r_hash = recipe_hash(recipe)
-    seed = recipe.train.seed
-    mx.random.seed(seed)
-    np.random.seed(seed)
-    if setup.dtype == "amp":
-        from mxnet.contrib import amp
-        amp.init()
-    net = build.build_net(recipe, classes, channels, setup.ctxs, setup.dtype)
-    net.hybridize(static_alloc=True, static_shape=True)
-    trainer = build.build_trainer(recipe, net, plan.lr, setup.kvstore, setup.dtype)
-    loss_fn, dense = build.build_loss(recipe)
-    schedule, gate = build.build_lr(recipe, plan, setup.iters_per_epoch, setup.epochs)
+def _train(run_dir: Path, setup: Setup, data, options: RunOptions, checkpoint: Path | None,
+           report: Callable[[str], None] | None = None) -> Path:
     with JsonLog(run_dir / "log.jsonl") as log:
-        return _train_logged(run_dir, setup, options, checkpoint, log, net, trainer, loss_fn,
-                             dense, schedule, gate, r_hash, seed, data)
-
-
-def _train_logged(run_dir, setup, options, checkpoint, log, net, trainer, loss_fn, dense,
-                  schedule, gate, r_hash, seed, data) -> Path:
-    mx = require_mxnet()
-    spec, train, evaluation, classes, channels = data
-    recipe, plan = setup.recipe, setup.plan
-    state = {"epoch": 0, "iteration": 0, "batch_in_epoch": 0, "history": [], "train_time": 0.0,
-             "images": 0}
-    if checkpoint is not None:
-        _warm_up_trainer(net, trainer, setup, channels, spec)
-        saved = load_checkpoint(checkpoint, net=net, trainer=trainer, recipe_hash=r_hash)
-        extra = saved.get("extra", {})
-        state.update(epoch=saved["epoch"], iteration=saved["iteration"],
-                     batch_in_epoch=saved["batch_in_epoch"],
-                     history=extra.get("history", []), train_time=extra.get("train_time", 0.0),
-                     images=extra.get("images", 0))
-        if gate is not None and "gate" in extra:
-            gate.load_state_dict(extra["gate"])
-        log.write("resume", checkpoint=str(checkpoint), iteration=state["iteration"])
-    else:
-        log.write("start", recipe=recipe.name, network=recipe.network, plan=dataclasses.asdict(plan),
-                  changes=setup.changes, total_iters=setup.total_iters, seed=seed)
-
-    def save(epoch: int, batch_in_epoch: int) -> Path:
-        if batch_in_epoch >= setup.iters_per_epoch:
-            epoch, batch_in_epoch = epoch + 1, 0
-        state["epoch"] = epoch
-        extra = {"history": state["history"], "train_time": state["train_time"],
-                 "images": state["images"], "seed": seed}
-        if gate is not None:
-            extra["gate"] = gate.state_dict()
-        path = save_checkpoint(run_dir, net=net, trainer=trainer, epoch=epoch,
-                               iteration=state["iteration"], batch_in_epoch=batch_in_epoch,
-                               recipe_hash=r_hash, extra=extra,
-                               keep=recipe.train.keep_checkpoints)
-        log.write("checkpoint", path=str(path), epoch=epoch, iteration=state["iteration"])
-        return path
-
-    def predict(batch) -> np.ndarray:
-        x = to_nd(batch, setup.dtype)
-        parts = devices.split_batch(x, None, setup.ctxs)[0] if len(setup.ctxs) > 1 else \
-            [x.as_in_context(setup.ctxs[0])]
-        return np.concatenate([net(p).astype("float32").softmax().asnumpy() for p in parts])
-
-    window = _Window()
-    stop_reason = None
-    epoch, next_batch, lr = state["epoch"], state["batch_in_epoch"], plan.lr
-    with _StopFlag() as stop:
-        while epoch < setup.epochs and state["iteration"] < setup.total_iters:
-            start_batch = next_batch
-            mixup_on = (recipe.train.mixup_alpha > 0
-                        and epoch < setup.epochs - recipe.train.mixup_off_epochs)
-            bar = Progress(setup.iters_per_epoch, f"epoch {epoch + 1}/{setup.epochs}",
-                           enabled=options.progress, min_interval=10.0)
-            bar.update(start_batch)
-            tic = time.time()
-            for x, y in train.epoch(epoch, start_batch):
-                it = state["iteration"]
-                if options.max_steps is not None and it >= options.max_steps:
-                    stop_reason = "max_steps"
-                    break
-                lr = gate.lr(schedule, it) if gate is not None else schedule(it)
-                trainer.set_learning_rate(lr)
-                mx.random.seed(step_seed(seed, it))
-                loss_sum, wrong = recipe_step(net, trainer, loss_fn, x, y, setup, classes, dense,
-                                               mixup_on, seed, it)
-                state["iteration"] = it + 1
-                next_batch += 1
-                window.add(loss_sum, wrong, len(y))
-                bar.update(1, lr=f"{lr:.4g}")
-                if state["iteration"] % recipe.train.log_interval == 0:
-                    _close_window(window, log, state["iteration"], lr, gate, run_dir)
-                if stop.signum is not None:
-                    stop_reason = f"signal {signal.Signals(stop.signum).name}"
-                    break
-                if state["iteration"] >= setup.total_iters:
-                    break
-            bar.close()
-            mx.nd.waitall()
-            elapsed = time.time() - tic
-            state["train_time"] += elapsed
-            state["images"] += (next_batch - start_batch) * plan.global_batch
-            if window.count:
-                _close_window(window, log, state["iteration"], lr, gate, run_dir)
-            if stop_reason:
-                break
-            done = epoch + 1 >= setup.epochs or state["iteration"] >= setup.total_iters
-            if done or (epoch + 1) % recipe.train.eval_every == 0:
-                _evaluate_epoch(evaluation, predict, state, log, epoch, elapsed)
-            epoch, next_batch = epoch + 1, 0
-            state["epoch"] = epoch
-            if done or epoch % recipe.train.checkpoint_every == 0:
-                save(epoch, 0)
-    if stop_reason:
-        save(epoch, next_batch)
-        log.write("stop", reason=stop_reason, iteration=state["iteration"])
-        if stop_reason == "max_steps":  # a smoke run still exercises evaluation
-            _evaluate_epoch(evaluation, predict, state, log, epoch, 0.0, partial=True)
-    metrics = metrics_summary(recipe, setup, state, stop_reason)
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-    write_result(run_dir, recipe, metrics, r_hash)
-    if stop_reason and stop_reason != "max_steps":
-        raise RunStopped(f"stopped by {stop_reason} at iteration {state['iteration']}; "
-                         "checkpoint saved; resume with: "
-                         f"bench run recipe {recipe.name} --resume {run_dir}",
-                         128 + (stop.signum or signal.SIGTERM))
-    log.write("end", **{k: v for k, v in metrics.items() if k != "history"})
-    return run_dir
+        return _Training(run_dir, setup, data, options, log, report).run(checkpoint)
 
 
 @dataclass
 class _Window:
+    """Sums over one logging window, kept as NDArrays so the loop synchronises once per window."""
+
     loss: Any = 0.0
     wrong: Any = 0.0
     count: int = 0
@@ -296,35 +174,185 @@ class _Window:
         self.loss, self.wrong, self.count, self.tic = 0.0, 0.0, 0, time.time()
 
 
-def _close_window(window: _Window, log: JsonLog, iteration: int, lr: float, gate, run_dir) -> None:
-    loss = float(window.loss.asscalar() if hasattr(window.loss, "asscalar") else window.loss)
-    wrong = float(window.wrong.asscalar() if hasattr(window.wrong, "asscalar") else window.wrong)
-    n = max(window.count, 1)
-    if not math.isfinite(loss):
-        last = latest_checkpoint(run_dir)
-        log.write("stop", reason="non-finite loss", iteration=iteration, loss=loss)
-        raise BenchError(f"training loss became {loss} by iteration {iteration} (lr {lr:g}); "
-                         "nothing was saved after it; last good checkpoint: "
-                         f"{last or 'none'}; lower the LR (--set optim.lr=...) and start again")
-    train_error = wrong / n
-    seconds = max(time.time() - window.tic, 1e-9)
-    log.write("window", iteration=iteration, loss=loss / n, lr=lr, train_error=train_error,
-              images_per_s=window.count / seconds)
-    if gate is not None and not gate.done and gate.update(train_error):
-        log.write("warmup_done", iteration=iteration, train_error=train_error)
-    window.reset()
+class _Training:
+    """One run's loop and the objects it needs; ``state`` is what a checkpoint restores."""
 
+    def __init__(self, run_dir: Path, setup: Setup, data, options: RunOptions, log: JsonLog,
+                 report: Callable[[str], None] | None):
+        mx = require_mxnet()
+        self.run_dir, self.setup, self.options, self.log = run_dir, setup, options, log
+        self.report = report or (lambda line: None)
+        self.spec, self.train_data, self.eval_data, self.classes, self.channels = data
+        self.recipe, self.plan = setup.recipe, setup.plan
+        self.recipe_hash = recipe_hash(self.recipe)
+        self.seed = self.recipe.train.seed
+        mx.random.seed(self.seed)
+        np.random.seed(self.seed)
+        if setup.dtype == "amp":
+            from mxnet.contrib import amp
+            amp.init()
+        self.net = build.build_net(self.recipe, self.classes, self.channels, setup.ctxs,
+                                   setup.dtype)
+        self.net.hybridize(static_alloc=True, static_shape=True)
+        self.trainer = build.build_trainer(self.recipe, self.net, self.plan.lr, setup.kvstore,
+                                           setup.dtype)
+        self.loss_fn, self.dense = build.build_loss(self.recipe)
+        self.schedule, self.gate = build.build_lr(self.recipe, self.plan, setup.iters_per_epoch,
+                                                  setup.epochs)
+        self.state = {"epoch": 0, "iteration": 0, "batch_in_epoch": 0, "history": [],
+                      "train_time": 0.0, "images": 0}
+        self.window = _Window()
+        self.lr = self.plan.lr
 
-def _evaluate_epoch(evaluation, predict, state, log, epoch, elapsed, partial=False) -> None:
-    """Evaluate and log; ``partial`` marks a mid-epoch evaluation (a --max-steps stop)."""
-    from bench.data import evaluate
-    result = evaluate(predict, evaluation)
-    entry = {"epoch": epoch + 1 if not partial else epoch, "iteration": state["iteration"],
-             "top1_err": result["top1_err"], "top5_err": result["top5_err"],
-             "num_samples": result["num_samples"], "epoch_time_s": elapsed,
-             "train_time_s": state["train_time"], "partial": partial}
-    state["history"].append(entry)
-    log.write("eval" if partial else "epoch", **entry)
+    def run(self, checkpoint: Path | None) -> Path:
+        if checkpoint is not None:
+            self.restore(checkpoint)
+        else:
+            self.log.write("start", recipe=self.recipe.name, network=self.recipe.network,
+                           plan=dataclasses.asdict(self.plan), changes=self.setup.changes,
+                           total_iters=self.setup.total_iters, seed=self.seed)
+        with _StopFlag() as stop:
+            stop_reason, epoch, next_batch = self.loop(stop)
+        if stop_reason:
+            self.save(epoch, next_batch)
+            self.log.write("stop", reason=stop_reason, iteration=self.state["iteration"])
+            if stop_reason == "max_steps":  # a smoke run still exercises evaluation
+                self.evaluate(epoch, 0.0, partial=True)
+        metrics = metrics_summary(self.recipe, self.setup, self.state, stop_reason)
+        atomic_write_text(self.run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        write_result(self.run_dir, self.recipe, metrics, self.recipe_hash)
+        if stop_reason and stop_reason != "max_steps":
+            raise RunStopped(f"stopped by {stop_reason} at iteration {self.state['iteration']}; "
+                             "checkpoint saved; resume with: "
+                             f"bench run recipe {self.recipe.name} --resume {self.run_dir}",
+                             128 + (stop.signum or signal.SIGTERM))
+        self.log.write("end", **{k: v for k, v in metrics.items() if k != "history"})
+        return self.run_dir
+
+    def loop(self, stop: "_StopFlag") -> tuple[str | None, int, int]:
+        """Train until the schedule ends, ``--max-steps`` or a signal; returns why it stopped
+        early (``None`` at the end) and the position to checkpoint."""
+        mx = require_mxnet()
+        setup, recipe, state = self.setup, self.recipe, self.state
+        epoch, next_batch = state["epoch"], state["batch_in_epoch"]
+        while epoch < setup.epochs and state["iteration"] < setup.total_iters:
+            start_batch, stop_reason = next_batch, None
+            mixup_on = (recipe.train.mixup_alpha > 0
+                        and epoch < setup.epochs - recipe.train.mixup_off_epochs)
+            bar = Progress(setup.iters_per_epoch, f"epoch {epoch + 1}/{setup.epochs}",
+                           enabled=self.options.progress, min_interval=10.0)
+            bar.update(start_batch)
+            tic = time.time()
+            for x, y in self.train_data.epoch(epoch, start_batch):
+                it = state["iteration"]
+                if self.options.max_steps is not None and it >= self.options.max_steps:
+                    stop_reason = "max_steps"
+                    break
+                self.lr = self.gate.lr(self.schedule, it) if self.gate else self.schedule(it)
+                self.trainer.set_learning_rate(self.lr)
+                mx.random.seed(step_seed(self.seed, it))
+                loss_sum, wrong = recipe_step(self.net, self.trainer, self.loss_fn, x, y, setup,
+                                              self.classes, self.dense, mixup_on, self.seed, it)
+                state["iteration"] = it + 1
+                next_batch += 1
+                self.window.add(loss_sum, wrong, len(y))
+                bar.update(1, lr=f"{self.lr:.4g}")
+                if state["iteration"] % recipe.train.log_interval == 0:
+                    self.close_window()
+                if stop.signum is not None:
+                    stop_reason = f"signal {signal.Signals(stop.signum).name}"
+                    break
+                if state["iteration"] >= setup.total_iters:
+                    break
+            bar.close()
+            mx.nd.waitall()
+            elapsed = time.time() - tic
+            state["train_time"] += elapsed
+            state["images"] += (next_batch - start_batch) * self.plan.global_batch
+            if self.window.count:
+                self.close_window()
+            if stop_reason:
+                return stop_reason, epoch, next_batch
+            done = epoch + 1 >= setup.epochs or state["iteration"] >= setup.total_iters
+            if done or (epoch + 1) % recipe.train.eval_every == 0:
+                self.evaluate(epoch, elapsed)
+            epoch, next_batch = epoch + 1, 0
+            state["epoch"] = epoch
+            if done or epoch % recipe.train.checkpoint_every == 0:
+                self.save(epoch, 0)
+        return None, epoch, next_batch
+
+    def restore(self, checkpoint: Path) -> None:
+        _warm_up_trainer(self.net, self.trainer, self.setup, self.channels, self.spec)
+        saved = load_checkpoint(checkpoint, net=self.net, trainer=self.trainer,
+                                recipe_hash=self.recipe_hash)
+        extra = saved.get("extra", {})
+        self.state.update(epoch=saved["epoch"], iteration=saved["iteration"],
+                          batch_in_epoch=saved["batch_in_epoch"],
+                          history=extra.get("history", []),
+                          train_time=extra.get("train_time", 0.0), images=extra.get("images", 0))
+        if self.gate is not None and "gate" in extra:
+            self.gate.load_state_dict(extra["gate"])
+        self.log.write("resume", checkpoint=str(checkpoint), iteration=self.state["iteration"])
+
+    def save(self, epoch: int, batch_in_epoch: int) -> Path:
+        if batch_in_epoch >= self.setup.iters_per_epoch:
+            epoch, batch_in_epoch = epoch + 1, 0
+        state = self.state
+        state["epoch"] = epoch
+        extra = {"history": state["history"], "train_time": state["train_time"],
+                 "images": state["images"], "seed": self.seed}
+        if self.gate is not None:
+            extra["gate"] = self.gate.state_dict()
+        path = save_checkpoint(self.run_dir, net=self.net, trainer=self.trainer, epoch=epoch,
+                               iteration=state["iteration"], batch_in_epoch=batch_in_epoch,
+                               recipe_hash=self.recipe_hash, extra=extra,
+                               keep=self.recipe.train.keep_checkpoints)
+        self.log.write("checkpoint", path=str(path), epoch=epoch, iteration=state["iteration"])
+        return path
+
+    def predict(self, batch) -> np.ndarray:
+        x = to_nd(batch, self.setup.dtype)
+        ctxs = self.setup.ctxs
+        parts = devices.split_batch(x, None, ctxs)[0] if len(ctxs) > 1 else [x.as_in_context(ctxs[0])]
+        return np.concatenate([self.net(p).astype("float32").softmax().asnumpy() for p in parts])
+
+    def evaluate(self, epoch: int, elapsed: float, partial: bool = False) -> None:
+        """Evaluate and log; ``partial`` marks a mid-epoch evaluation (a --max-steps stop)."""
+        from bench.data import evaluate
+        result = evaluate(self.predict, self.eval_data)
+        entry = {"epoch": epoch + 1 if not partial else epoch,
+                 "iteration": self.state["iteration"], "top1_err": result["top1_err"],
+                 "top5_err": result["top5_err"], "num_samples": result["num_samples"],
+                 "epoch_time_s": elapsed, "train_time_s": self.state["train_time"],
+                 "partial": partial}
+        self.state["history"].append(entry)
+        self.log.write("eval" if partial else "epoch", **entry)
+        self.report(f"{'after' if partial else 'epoch'} {entry['epoch']}: top-1 error "
+                    f"{entry['top1_err']:.2f} %, top-5 error {entry['top5_err']:.2f} % "
+                    f"({entry['num_samples']} images)")
+
+    def close_window(self) -> None:
+        """Log the window's loss, LR, speed and training error; stop on a non-finite loss."""
+        window, iteration = self.window, self.state["iteration"]
+        loss = float(window.loss.asscalar() if hasattr(window.loss, "asscalar") else window.loss)
+        wrong = float(window.wrong.asscalar() if hasattr(window.wrong, "asscalar")
+                      else window.wrong)
+        n = max(window.count, 1)
+        if not math.isfinite(loss):
+            last = latest_checkpoint(self.run_dir)
+            self.log.write("stop", reason="non-finite loss", iteration=iteration, loss=loss)
+            raise BenchError(f"training loss became {loss} by iteration {iteration} "
+                             f"(lr {self.lr:g}); nothing was saved after it; last good "
+                             f"checkpoint: {last or 'none'}; lower the LR (--set optim.lr=...) "
+                             "and start again")
+        train_error = wrong / n
+        seconds = max(time.time() - window.tic, 1e-9)
+        self.log.write("window", iteration=iteration, loss=loss / n, lr=self.lr,
+                       train_error=train_error, images_per_s=window.count / seconds)
+        if self.gate is not None and not self.gate.done and self.gate.update(train_error):
+            self.log.write("warmup_done", iteration=iteration, train_error=train_error)
+        window.reset()
 
 
 def _warm_up_trainer(net, trainer, setup: Setup, channels: int, spec) -> None:
