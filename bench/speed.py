@@ -306,7 +306,7 @@ def _label(key: str, compare: str | None) -> str:
 
 def _summarize(names: list[str], shown: int = 6) -> str:
     head = ", ".join(names[:shown])
-    return head + (f", ... (`bench models` shows a gluoncv column)" if len(names) > shown
+    return head + (", ... (`bench models` shows a gluoncv column)" if len(names) > shown
                    else "")
 
 

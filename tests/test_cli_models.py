@@ -7,22 +7,16 @@ import json
 import re
 
 import pytest
-from click.testing import CliRunner
 
 from bench.cli import cli
 from bench.models import get_spec, list_models
+from tests.cli import runner
 
 
-def _runner() -> CliRunner:
-    # click < 8.2 mixes stderr into stdout unless told not to; 8.2+ always keeps result.stderr.
-    try:
-        return CliRunner(mix_stderr=False)
-    except TypeError:
-        return CliRunner()
 
 
 def run(*args: str):
-    return _runner().invoke(cli, ["models", *args], catch_exceptions=False)
+    return runner().invoke(cli, ["models", *args], catch_exceptions=False)
 
 
 def _table_row(output: str, name: str) -> list[str]:

@@ -4,18 +4,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from bench.cli import cli
 from bench.recipes import list_recipes
+from tests.cli import invoke
 
 
 def _invoke(*args: str):
-    try:  # click < 8.2 mixes stderr into stdout unless told not to
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, list(args))
+    return invoke(*args)
 
 
 def _one_line_error(result, *fragments: str) -> None:

@@ -6,23 +6,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from bench.cli import cli
+from tests.cli import runner
 
 TINY = ("--batch-size", "4", "--iterations", "2", "--rounds", "1", "--warmup", "1")
 
 
-def _runner() -> CliRunner:
-    # click < 8.2 mixes stderr into stdout unless told not to; 8.2+ always keeps result.stderr.
-    try:
-        return CliRunner(mix_stderr=False)
-    except TypeError:
-        return CliRunner()
 
 
 def run(*args: str):
-    return _runner().invoke(cli, ["speed", *args], catch_exceptions=False)
+    return runner().invoke(cli, ["speed", *args], catch_exceptions=False)
 
 
 def _json(result) -> dict:

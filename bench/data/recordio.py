@@ -53,7 +53,8 @@ def read_index(idx: Path) -> np.ndarray:
             if not parts:
                 continue
             try:
-                _key, offset = int(parts[0]), int(parts[1])
+                int(parts[0])  # the key must be an integer too
+                offset = int(parts[1])
                 if len(parts) != 2:
                     raise ValueError
             except (ValueError, IndexError):

@@ -111,12 +111,10 @@ def _setup_with_data(recipe: Recipe, options: RunOptions):
     from bench.data import DataSpec, build_eval, build_train, in_channels, num_classes
     setup = prepare(recipe, options)
     r = setup.recipe
-    spec = DataSpec(dataset=r.data.dataset, train_augment=r.data.train_augment,
-                    input_size=r.data.input_size, resize=r.data.resize,
-                    protocol=r.data.protocol, data_format=r.data.data_format,
-                    num_classes=int(r.network_args.get("classes", 0)),
-                    synthetic_size=r.data.synthetic_size, jitter=r.data.jitter,
-                    lighting=r.data.lighting, min_area=r.data.min_area)
+    # The recipe's [data] table is the data layer's spec plus nothing: the recipe layer
+    # validates what users write, DataSpec is what the readers take.
+    spec = DataSpec(**dataclasses.asdict(r.data),
+                    num_classes=int(r.network_args.get("classes", 0)))
     train = build_train(spec, options.data_dir, setup.plan.global_batch, r.train.seed,
                         options.workers)
     evaluation = build_eval(spec, options.data_dir, setup.plan.global_batch, options.workers)

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from bench.cli import cli
 from bench.engine.trainer import train_step
+from tests.cli import invoke
 from tests.data.helpers import write_cifar
 
 
@@ -37,11 +35,7 @@ def cifar_dir(tmp_path):
 
 
 def _eval(*args):
-    try:
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    result = runner.invoke(cli, ["eval", *args, "--format", "json", "--workers", "0"])
+    result = invoke("eval", *args, "--format", "json", "--workers", "0")
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -74,12 +68,8 @@ def test_eval_reads_gluoncv_params_and_matches_gluoncvs_own_predictions(cifar_di
 
 def test_eval_reads_weights_saved_by_a_run(tmp_path):
     runner_out = tmp_path / "runs"
-    try:
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    trained = runner.invoke(cli, ["run", "recipe", "digits_resnet", "--epochs", "3",
-                                  "--no-progress", "--workers", "0", "--out", str(runner_out)])
+    trained = invoke("run", "recipe", "digits_resnet", "--epochs", "3", "--no-progress",
+                     "--workers", "0", "--out", str(runner_out))
     assert trained.exit_code == 0, trained.stderr
     run_dir = next((runner_out / "digits_resnet").iterdir())
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from bench.engine.trainer import RunOptions, resume_run, start_run
+from bench.engine.trainer import RunOptions, start_run
 from bench.recipes import load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
