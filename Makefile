@@ -16,13 +16,21 @@ $(VENV)/.installed: setup.py | $(VENV)/bin/python
 	$(VENV)/bin/pip install -e '.[cpu,test]'
 	touch $@
 
-# The embedded default run: a CIFAR-style ResNet-20 trained on scikit-learn's digits.
+# The embedded default run: a CIFAR-style ResNet-20 trained on scikit-learn's digits, checked
+# against its target, recorded in results/runs/, and the results table regenerated.
+DEMO_RUNS := runs/demo
 demo: install
-	$(VENV)/bin/bench run recipe digits_resnet
+	rm -rf $(DEMO_RUNS)
+	$(VENV)/bin/bench run recipe digits_resnet --out $(DEMO_RUNS)
+	$(VENV)/bin/bench check $(DEMO_RUNS)/digits_resnet/*
+	$(VENV)/bin/bench record $(DEMO_RUNS)/digits_resnet/*
+	$(VENV)/bin/bench table --row digits_resnet
 
-# The default (pyproject.toml's addopts) leaves out tests marked slow.
+# The default (pyproject.toml's addopts) leaves out tests marked slow. The committed results
+# table must be current (generated from results/runs and results/published.toml).
 test: install
 	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/bench table --check
 
 test-slow: install
 	$(VENV)/bin/python -m pytest -q -m slow

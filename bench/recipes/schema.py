@@ -135,7 +135,8 @@ class ReferenceSection:
     top5_err: float | None = None
     tolerance: float = 0.5  # percentage points
     verified: bool = False  # read in the source (true) or recalled, unchecked (false)
-    recipe_code: str = ""  # the code in results/published.toml's [recipes]
+    recipe_code: str = ""  # the code in results/published.toml's [recipe_codes]
+    direction: str = "both"  # "max": a target that may be beaten (only worse fails)
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -143,6 +144,7 @@ class ReferenceSection:
             raise ValueError("reference.source is required: cite the paper and table, or the "
                              "repository, file and commit")
         _in_range("reference.tolerance", self.tolerance, 0.0, 100.0)
+        _one_of("reference.direction", self.direction, ("both", "max"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,129 @@
+"""The regression gate: exit 1 when a recorded result lies outside its published tolerance.
+
+Rows whose published number is unchecked only warn: a gate that fails on a number nobody has
+read in its source would teach people to ignore it.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from bench.results.published import Published
+from bench.results.table import OUTSIDE, UNCHECKED, WITHIN, Row, judge
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str  # network / recipe / protocol, or the run directory
+    status: str  # within | outside | reference unchecked
+    published_top1: float | None
+    measured_top1: float | None
+    diff_top1: float | None
+    published_top5: float | None
+    measured_top5: float | None
+    tolerance: float
+    n: int
+    source: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status == OUTSIDE
+
+
+def check_rows(rows: list[Row], pattern: str = "*") -> list[Verdict]:
+    """Verdicts for every row with runs whose network or recipe matches ``pattern``."""
+    verdicts = []
+    for row in rows:
+        if row.n == 0 or row.published is None:
+            continue
+        if not (fnmatch.fnmatchcase(row.recipe, pattern)
+                or fnmatch.fnmatchcase(row.network, pattern)):
+            continue
+        p = row.published
+        verdicts.append(Verdict(f"{row.network} / {row.recipe} / {row.protocol}", row.status,
+                                p.top1_err, row.top1[0] if row.top1 else None, row.diff1,
+                                p.top5_err, row.top5[0] if row.top5 else None, p.tolerance,
+                                row.n, p.source))
+    return verdicts
+
+
+def check_run(record: dict[str, Any], name: str) -> Verdict:
+    """One fresh run against its recipe's reference (carried in its result.json)."""
+    ref = record.get("reference") or {}
+    if ref.get("top1_err") is None and ref.get("top5_err") is None:
+        raise BenchError(f"{name}: its recipe has no published number to check against")
+    if not record.get("complete"):
+        raise BenchError(f"{name}: the run did not finish (complete = false); resume it first")
+    published = Published(network=record["network"], recipe=record["recipe"],
+                          dataset=record["dataset"], protocol=record["protocol"],
+                          source=ref.get("source", ""), verified=ref.get("verified", True),
+                          tolerance=ref.get("tolerance", 0.5), top1_err=ref.get("top1_err"),
+                          top5_err=ref.get("top5_err"), direction=ref.get("direction", "both"))
+    top1 = (record["top1_err"], 0.0) if record["top1_err"] is not None else None
+    top5 = (record["top5_err"], 0.0) if record["top5_err"] is not None else None
+    status = judge(published, top1, top5, 1)
+    diff = None if top1 is None or published.top1_err is None else top1[0] - published.top1_err
+    return Verdict(name, status, published.top1_err, record["top1_err"], diff,
+                   published.top5_err, record["top5_err"], published.tolerance, 1,
+                   published.source)
+
+
+def _f(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def render_text(verdicts: list[Verdict]) -> str:
+    if not verdicts:
+        return "no recorded result matches; nothing to check"
+    lines = []
+    for v in verdicts:
+        mark = {WITHIN: "ok", OUTSIDE: "FAILED", UNCHECKED: "warning"}.get(v.status, v.status)
+        lines.append(f"{mark} {v.name}: measured top-1 {_f(v.measured_top1)} % vs published "
+                     f"{_f(v.published_top1)} % (diff {_f(v.diff_top1)}, tolerance "
+                     f"{v.tolerance:g}, n={v.n})" + (
+                         " - published number not checked against its source"
+                         if v.status == UNCHECKED else ""))
+    failed = sum(v.failed for v in verdicts)
+    lines.append(f"{len(verdicts)} checked: {sum(v.status == WITHIN for v in verdicts)} within, "
+                 f"{failed} outside, {sum(v.status == UNCHECKED for v in verdicts)} unchecked")
+    return "\n".join(lines)
+
+
+def render_json(verdicts: list[Verdict]) -> str:
+    return json.dumps([dict(v.__dict__, failed=v.failed) for v in verdicts], indent=2)
+
+
+def render_junit(verdicts: list[Verdict]) -> str:
+    """JUnit XML, one test case per checked row, for CI dashboards."""
+    suite = ET.Element("testsuite", name="bench check", tests=str(len(verdicts)),
+                       failures=str(sum(v.failed for v in verdicts)),
+                       skipped=str(sum(v.status == UNCHECKED for v in verdicts)))
+    for v in verdicts:
+        case = ET.SubElement(suite, "testcase", classname="bench.check", name=v.name)
+        text = (f"measured top-1 {_f(v.measured_top1)} vs published {_f(v.published_top1)} "
+                f"(diff {_f(v.diff_top1)}, tolerance {v.tolerance:g}); source: {v.source}")
+        if v.failed:
+            ET.SubElement(case, "failure", message="outside tolerance").text = text
+        elif v.status == UNCHECKED:
+            ET.SubElement(case, "skipped", message="published number unchecked").text = text
+        else:
+            ET.SubElement(case, "system-out").text = text
+    return ET.tostring(suite, encoding="unicode")
+
+
+def gate(pattern_or_run: str, results: Path) -> list[Verdict]:
+    """Verdicts for a run directory (when the argument is one) or for recorded rows."""
+    path = Path(pattern_or_run)
+    if path.is_dir() and (path / "result.json").is_file():
+        from bench.results.records import load_record
+        return [check_run(load_record(path), str(path))]
+    from bench.results.published import load_published
+    from bench.results.records import load_records
+    from bench.results.table import build_rows
+    rows = build_rows(load_published(results / "published.toml"), load_records(results))
+    return check_rows(rows, pattern_or_run)

@@ -1,0 +1,107 @@
+"""``results/published.toml``: the numbers the suite compares against.
+
+One ``[[published]]`` entry per (network, recipe, dataset, protocol) with its source, whether it
+was checked against that source, a tolerance in percentage points and, for display, the
+network's parameters and GMACs as this suite counts them (``bench.models.profile``).
+``direction = "max"`` marks a target that may be beaten (the digits acceptance target);
+``"both"`` (default) treats a drift either way beyond the tolerance as a failure to reproduce.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import BenchError, did_you_mean
+
+SCHEMA = 1
+DATASETS = ("imagenet", "cifar10", "cifar100", "digits")
+DIRECTIONS = ("both", "max")
+
+
+@dataclass(frozen=True)
+class Published:
+    network: str
+    recipe: str
+    dataset: str
+    protocol: str
+    source: str
+    verified: bool
+    tolerance: float
+    top1_err: float | None = None
+    top5_err: float | None = None
+    direction: str = "both"
+    recipe_code: str = ""
+    params_m: float | None = None
+    gmacs: float | None = None
+    note: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.network, self.recipe, self.dataset, self.protocol)
+
+
+FIELDS = {f.name for f in dataclasses.fields(Published)}
+REQUIRED = ("network", "recipe", "dataset", "protocol", "source", "verified", "tolerance")
+
+
+def load_published(path: Path, check_names: bool = True) -> list[Published]:
+    """Read and validate; every problem is one line naming the file and the entry."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise BenchError(f"no published numbers at {path}: regenerate it with "
+                         "`python scripts/build_published.py`") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"{path}: not valid TOML ({exc})") from None
+    if data.get("schema") != SCHEMA:
+        raise BenchError(f"{path}: schema {data.get('schema')!r}, expected {SCHEMA}")
+    entries, seen = [], set()
+    for i, raw in enumerate(data.get("published", []), 1):
+        entry = _entry(raw, f"{path} entry {i}")
+        if entry.key in seen:
+            raise BenchError(f"{path} entry {i}: duplicate key {entry.key}")
+        seen.add(entry.key)
+        if check_names:
+            _check_names(entry, f"{path} entry {i}")
+        entries.append(entry)
+    return entries
+
+
+def _entry(raw: dict, where: str) -> Published:
+    unknown = set(raw) - FIELDS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise BenchError(f"{where}: unknown key {key!r}{did_you_mean(key, FIELDS)}")
+    for key in REQUIRED:
+        if key not in raw or raw[key] in ("", None):
+            raise BenchError(f"{where}: missing {key!r}" + (
+                " (cite the paper and table, or the repository, file and commit)"
+                if key == "source" else ""))
+    if raw.get("top1_err") is None and raw.get("top5_err") is None:
+        raise BenchError(f"{where}: needs top1_err or top5_err")
+    if raw["dataset"] not in DATASETS:
+        raise BenchError(f"{where}: dataset {raw['dataset']!r} is not one of {', '.join(DATASETS)}")
+    if raw.get("direction", "both") not in DIRECTIONS:
+        raise BenchError(f"{where}: direction must be one of {', '.join(DIRECTIONS)}")
+    if not isinstance(raw["verified"], bool):
+        raise BenchError(f"{where}: verified must be true or false")
+    try:
+        return Published(**raw)
+    except TypeError as exc:
+        raise BenchError(f"{where}: {exc}") from None
+
+
+def _check_names(entry: Published, where: str) -> None:
+    from bench.models import list_models
+    from bench.recipes import list_recipes
+    if entry.network not in list_models():
+        raise BenchError(f"{where}: network {entry.network!r} is not registered"
+                         f"{did_you_mean(entry.network, list_models())}")
+    if entry.recipe_code and entry.recipe == entry.recipe_code:
+        return  # a published recipe this suite does not ship (e.g. "TV2")
+    if entry.recipe not in list_recipes():
+        raise BenchError(f"{where}: recipe {entry.recipe!r} is not shipped in recipes/"
+                         f"{did_you_mean(entry.recipe, list_recipes())}")

@@ -1,0 +1,51 @@
+"""The repository's own results/: published numbers valid and complete, records real, table current."""
+from __future__ import annotations
+
+import pytest
+
+from bench.recipes import list_recipes, load_recipe
+from bench.results import results_dir
+from bench.results.published import load_published
+from bench.results.records import load_records
+from bench.results.table import stale_files
+
+RESULTS = results_dir()
+PUBLISHED = load_published(RESULTS / "published.toml")  # validates schema, names, duplicates
+
+
+def test_every_shipped_recipe_has_its_published_entry():
+    by_recipe = {p.recipe: p for p in PUBLISHED}
+    assert set(list_recipes()) <= set(by_recipe)
+
+
+@pytest.mark.parametrize("entry", PUBLISHED, ids=lambda p: p.recipe)
+def test_entry_agrees_with_its_recipe(entry):
+    recipe = load_recipe(entry.recipe)
+    ref = recipe.reference
+    assert (entry.top1_err, entry.top5_err, entry.tolerance, entry.verified, entry.source) == (
+        ref.top1_err, ref.top5_err, ref.tolerance, ref.verified, ref.source)
+    assert (entry.dataset, entry.protocol) == (recipe.data.dataset, recipe.data.protocol)
+
+
+@pytest.mark.parametrize("recipe", ["digits_resnet", "he2015_cifar10_resnet20"])
+def test_stored_counts_match_the_profiler(recipe):
+    from bench.models import get_model
+    from bench.models.profile import profile
+    entry = next(p for p in PUBLISHED if p.recipe == recipe)
+    r = load_recipe(recipe)
+    args = {"classes": 10, **r.network_args}
+    size = r.data.input_size
+    counted = profile(get_model(r.network, **args), (1, args.get("in_channels", 3), size, size))
+    assert entry.params_m == pytest.approx(counted.learnable_params / 1e6, abs=1e-3)
+    assert entry.gmacs == pytest.approx(counted.macs / 1e9, abs=1e-4)
+
+
+def test_records_are_real_runs_with_provenance():
+    for record in load_records(RESULTS):
+        assert record["recipe"] in list_recipes()
+        assert record["git"]["commit"] and record["hardware"]["cpu"] and record["versions"]
+        assert record["command"].startswith("bench run recipe")
+
+
+def test_committed_table_is_current():
+    assert stale_files(RESULTS) == [], "run `bench table` and commit results/"
