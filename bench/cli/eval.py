@@ -24,13 +24,20 @@ import click
 @click.option("--gpus", default="", metavar="0,1")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--record", "record_recipe", default=None, metavar="RECIPE",
+              help="Record the result in results/runs/ as a re-evaluation of RECIPE's "
+                   "published weights (protocol '<protocol> (published weights)').")
+@click.option("--results-dir", type=click.Path(path_type=Path), default=None,
+              envvar="BENCH_RESULTS", help="With --record; default: the checkout's results/.")
 def eval_command(network, params, data_dir, dataset, protocol, input_size, resize, batch_size,
-                 gpus, workers, fmt) -> None:
+                 gpus, workers, fmt, record_recipe, results_dir) -> None:
     """Evaluate NETWORK with the weights in --params on a data set's validation split."""
     from bench.engine.devices import parse_gpus
     from bench.engine.evaluate import EvalRequest, evaluate_params
     from bench.models import resolve_name
     protocol = protocol or ("center" if dataset == "imagenet" else "full")
+    if record_recipe:
+        _check_recipe(record_recipe, resolve_name(network), dataset)
     result = evaluate_params(EvalRequest(
         network=resolve_name(network), params=params, dataset=dataset, protocol=protocol,
         data_dir=data_dir, gpus=tuple(parse_gpus(gpus)), batch_size=batch_size,
@@ -41,3 +48,21 @@ def eval_command(network, params, data_dir, dataset, protocol, input_size, resiz
         click.echo(f"{result['network']} on {dataset} ({protocol}, {result['num_samples']} "
                    f"images): top-1 error {result['top1_err']:.2f} %, top-5 error "
                    f"{result['top5_err']:.2f} %")
+    if record_recipe:
+        from bench.results import results_dir as resolve
+        from bench.results.reeval import reeval_record
+        from bench.results.records import store_record
+        path = store_record(reeval_record(result, record_recipe, params), resolve(results_dir),
+                            str(params))
+        click.echo(f"recorded {path}", err=True)
+
+
+def _check_recipe(name: str, network: str, dataset: str) -> None:
+    """Before the (long) evaluation: the recipe must exist and be about these weights."""
+    from bench.errors import BenchError
+    from bench.models import resolve_name
+    from bench.recipes import load_recipe
+    recipe = load_recipe(name)
+    if (resolve_name(recipe.network), recipe.data.dataset) != (network, dataset):
+        raise BenchError(f"--record {name}: that recipe trains {recipe.network} on "
+                         f"{recipe.data.dataset}, not {network} on {dataset}")

@@ -45,18 +45,25 @@ def load_record(path: Path) -> dict[str, Any]:
 
 def record_name(record: dict[str, Any]) -> str:
     date = re.sub(r"[^0-9T]", "", str(record["date"]))[:15]
-    return f"{record['recipe']}--{date}--seed{record['seed']}--{record['recipe_hash'][:8]}.json"
+    seed = "weights" if record["seed"] is None else f"seed{record['seed']}"
+    return f"{record['recipe']}--{date}--{seed}--{record['recipe_hash'][:8]}.json"
 
 
 def record_run(run_dir: Path, results: Path) -> Path:
     """Copy ``run_dir/result.json`` into ``results/runs/``; returns the record's path."""
+    record = load_record(Path(run_dir))
+    return store_record({k: v for k, v in record.items() if k != "run_dir"}, results,
+                        str(run_dir))
+
+
+def store_record(record: dict[str, Any], results: Path, origin: str) -> Path:
+    """Write ``record`` into ``results/runs/`` atomically; the same record twice is a no-op, a
+    different one under the same name is refused."""
     from bench.engine.checkpoint import atomic_write_text
     from bench.recipes import list_recipes
-    record = load_record(Path(run_dir))
     if record["recipe"] not in list_recipes():
-        raise BenchError(f"{run_dir}: recipe {record['recipe']!r} is not shipped in recipes/; "
+        raise BenchError(f"{origin}: recipe {record['recipe']!r} is not shipped in recipes/; "
                          "only runs of shipped recipes go into the results table")
-    record = {k: v for k, v in record.items() if k != "run_dir"}  # a path on someone's disk
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     target = results / "runs" / record_name(record)
     if target.exists():
