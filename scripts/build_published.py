@@ -71,6 +71,107 @@ def entries() -> list[dict]:
     return out
 
 
+# --- rows of the reference notes that no shipped recipe carries ------------------------------
+DATASET_NAMES = {"ImageNet-1k": "imagenet", "CIFAR-10": "cifar10", "CIFAR-10 (+aug)": "cifar10",
+                 "CIFAR-100": "cifar100", "CIFAR-100 (+aug)": "cifar100"}
+
+
+def network_for(code: str, model: str) -> str | None:
+    """Our registered network for a row's model name, or None (not in this suite's zoo)."""
+    from bench.models import ALIASES, list_models
+    known = set(list_models())
+    base = re.split(r" \(| IMAGENET1K|\.|_8xb|-rsb", model)[0].strip()
+    low = base.lower()
+    candidates = []
+    if re.fullmatch(r"resnet\d+", low):  # torchvision, timm, mmpretrain: stride on the 3x3
+        candidates.append(low + "_v1b")
+    if m := re.fullmatch(r"resnet(\d+)([cds])", low):  # timm resnet50d / 50s
+        candidates.append(f"resnet{m[1]}_v1{m[2]}")
+    if m := re.fullmatch(r"resnetv1([cd])-?(\d+)", low):  # mmpretrain
+        candidates.append(f"resnet{m[2]}_v1{m[1]}")
+    if m := re.fullmatch(r"resnext(\d+)[-_](\d+x\d+d)(?:_v1)?", low):
+        candidates.append(f"resnext{m[1]}_{m[2]}")
+    if m := re.fullmatch(r"resnext-(\d+)", low):  # ResNeXt paper: "ResNeXt-50 (32x4d)"
+        width = re.search(r"\((\d+x\d+d)\)", model)
+        candidates.append(f"resnext{m[1]}_{width[1]}" if width else "")
+    if m := re.fullmatch(r"resnet-(\d+) (?:a\d|v1\.5)", low) or (
+            code.startswith(("FB-IN", "NV-MX", "RSB")) and re.fullmatch(r"resnet-(\d+)", low)):
+        candidates.append(f"resnet{m[1]}_v1b")
+    if code == "NV-MX" and low.startswith("resnet-50 v1"):  # "ResNet-50 v1.5 (MXNet, ...)"
+        candidates.append("resnet50_v1b")
+    if code.startswith("BOT") and low.startswith("resnet-50"):  # ablation rows of Tables 3-6
+        candidates.append("resnet50_v1d" if low.startswith("resnet-50-d") else
+                          ALIASES.get(base[:11], "resnet50_v1"))
+    if code == "PC-SSLD":  # distilled weights of the same network
+        candidates.append(ALIASES.get(re.sub(r"_ssld.*|_v2$", "", base), ""))
+    if "pre-act" in model and "200" in model:
+        candidates.append("resnet200_v2")
+    candidates += [low, ALIASES.get(base, ""), ALIASES.get(low, "")]
+    return next((c for c in candidates if c in known), None)
+
+
+_COUNTS: dict[tuple[str, str], tuple[float, float]] = {}
+
+
+def _network_counts(network: str, dataset: str) -> tuple[float, float]:
+    """Parameters (M) and GMACs at the network's own input size (224 ImageNet, 32 CIFAR)."""
+    if (network, dataset) not in _COUNTS:
+        from bench.models import get_model, get_spec
+        from bench.models.profile import profile
+        size = get_spec(network).input_size
+        p = profile(get_model(network, classes=CLASSES[dataset]), (1, 3, size, size))
+        _COUNTS[network, dataset] = (round(p.learnable_params / 1e6, 3), round(p.macs / 1e9, 4))
+    return _COUNTS[network, dataset]
+
+
+def protocol_for(dataset: str, text: str) -> str:
+    if dataset != "imagenet":
+        return "full"
+    t = text.lower()
+    if "10-crop" in t or "10 x 224" in t:
+        return "10crop"
+    if re.search(r"(256\D.*224|224.*\b256\b|crop_?\w* ?0\.875|224x224 center)", t) \
+            and not re.search(r"\b(232|236)\b|0\.95|bicubic|320", t):
+        return "center"
+    return "other: " + re.sub(r"\s+", " ", text)[:60]
+
+
+def external_entries(shared: Path, covered: set[tuple]) -> tuple[list[dict], list[str]]:
+    """Entries for the reference notes' error rows that map onto a registered network and are
+    not already a shipped recipe's reference; also the models left out."""
+    rows = tomllib.loads(shared.read_text())["result"]
+    merged: dict[tuple, dict] = {}
+    left_out = set()
+    for row in rows:
+        metric, dataset = row["metric"], DATASET_NAMES.get(row["dataset"])
+        code = row.get("recipe")
+        if dataset is None or not code or metric.startswith("FLOPs"):
+            continue
+        top = "top5_err" if "5" in metric else "top1_err"
+        value = row["value"] if "err" in metric else round(100.0 - row["value"], 4)
+        network = network_for(code, row["model"])
+        if network is None:
+            left_out.add(row["model"])
+            continue
+        protocol = protocol_for(dataset, row["protocol"])
+        key = (network, f"{code} / {row['model']}", dataset, protocol)
+        entry = merged.setdefault(key, {
+            "network": network, "recipe": key[1], "dataset": dataset, "protocol": protocol,
+            "tolerance": 0.5, "verified": row["verified"], "source": row["source"],
+            "recipe_code": code, "note": row.get("note", "")})
+        entry[top] = value
+        entry["verified"] = entry["verified"] and row["verified"]
+    out = []
+    for entry in merged.values():
+        if (entry["network"], entry["recipe_code"], entry.get("top1_err")) in covered:
+            continue  # a shipped recipe already carries this number
+        entry["params_m"], entry["gmacs"] = _network_counts(entry["network"], entry["dataset"])
+        order = ["network", "recipe", "dataset", "protocol", "top1_err", "top5_err",
+                 "tolerance", "verified", "source", "recipe_code", "params_m", "gmacs", "note"]
+        out.append({k: entry[k] for k in order if entry.get(k) not in (None, "")})
+    return sorted(out, key=lambda e: (e["dataset"], e["network"], e["recipe"])), sorted(left_out)
+
+
 def recipe_codes(shared: Path, used: set[str], previous: Path) -> dict[str, str]:
     codes = dict(OWN_CODES)
     if shared.is_file():
@@ -99,6 +200,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "published.toml")
     args = parser.parse_args()
     items = entries()
+    if args.shared.is_file():
+        covered = {(i["network"], i.get("recipe_code"), i.get("top1_err")) for i in items}
+        extra, left_out = external_entries(args.shared, covered)
+        items += extra
+        print(f"{len(extra)} entries from published rows without a shipped recipe; "
+              f"{len(left_out)} models not in this suite's zoo left out: "
+              + "; ".join(left_out))
+    elif args.out.is_file():  # keep the rows built earlier from the reference notes
+        previous = tomllib.loads(args.out.read_text()).get("published", [])
+        shipped = set(list_recipes())
+        items += [p for p in previous if p["recipe"] not in shipped]
     codes = recipe_codes(args.shared, {i.get("recipe_code", "") for i in items}, args.out)
     args.out.write_text(render(items, codes))
     print(f"wrote {args.out}: {len(items)} entries, {len(codes)} recipe codes")

@@ -148,6 +148,7 @@ def _time(seconds: float | None) -> str:
 
 
 HEADERS = ["network", "recipe", "protocol", "published top-1 / top-5 err (%)", "source",
+           "checked",
            "ours top-1 err (%)", "ours top-5 err (%)", "diff top-1", "status", "params (M)",
            "GMACs", "train time", "hardware"]
 
@@ -156,7 +157,8 @@ def _cells(row: Row) -> list[str]:
     p = row.published
     status = row.status + (f" ({row.incomplete} incomplete not counted)" if row.incomplete
                            else "")
-    return [row.network, row.recipe, row.protocol, _published(p), p.source if p else "",
+    checked = "" if p is None else ("yes" if p.verified else "no")
+    return [row.network, row.recipe, row.protocol, _published(p), p.source if p else "", checked,
             _ours(row.top1, row.n), _ours(row.top5, row.n), _f(row.diff1), status,
             _f(p.params_m if p else None), _f(p.gmacs if p else None, 3),
             _time(row.train_time_s), row.hardware]
@@ -169,7 +171,8 @@ def render_markdown(rows: list[Row], records: list[dict[str, Any]]) -> str:
            "sources). Do not edit by hand: run `bench table` after recording a run.", "",
            STATUS_RULE, "",
            "Errors are percentages; ours is the mean ± standard deviation over seeds of complete "
-           "runs. Params and GMACs are counted by `bench.models.profile` at the recipe's input "
+           "runs. *checked*: the published number was read in its source (no: recalled, to be "
+           "checked). Params and GMACs are counted by `bench.models.profile` at the recipe's input "
            "size.", ""]
     titles = {"imagenet": "ImageNet-1k", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
               "digits": "scikit-learn digits (the embedded demo)"}
