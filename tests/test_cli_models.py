@@ -10,9 +10,7 @@ import pytest
 
 from bench.cli import cli
 from bench.models import get_spec, list_models
-from tests.cli import runner
-
-
+from tests.cli import assert_one_line_error, runner
 
 
 def run(*args: str):
@@ -25,17 +23,6 @@ def _table_row(output: str, name: str) -> list[str]:
         if cells and cells[0] == name:
             return cells
     raise AssertionError(f"no row for {name} in:\n{output}")
-
-
-def _assert_one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0]
 
 
 def test_list_table():
@@ -95,18 +82,23 @@ def test_show_alias_and_input_size():
 
 def test_show_unknown_name():
     result = run("show", "resnet50_v1x")
-    _assert_one_line_error(result, "did you mean", "resnet50_v1")
+    _assert_quiet_error(result, "did you mean", "resnet50_v1")
 
 
 def test_show_input_too_small():
-    _assert_one_line_error(run("show", "resnet50_v1d", "--input-size", "1"), "1x1")
+    _assert_quiet_error(run("show", "resnet50_v1d", "--input-size", "1"), "1x1")
 
 
 def test_pattern_matches_nothing():
-    _assert_one_line_error(run("xyz*"), "no model matches 'xyz*'")
+    _assert_quiet_error(run("xyz*"), "no model matches 'xyz*'")
 
 
 def test_help_lists_show():
     result = run("--help")
     assert result.exit_code == 0
     assert "[PATTERN]" in result.stdout and "show" in result.stdout
+
+
+def _assert_quiet_error(result, *needles: str) -> None:
+    assert result.exit_code == 2
+    assert_one_line_error(result, *needles, quiet=True)

@@ -6,23 +6,11 @@ import json
 import pytest
 
 from bench.recipes import list_recipes
-from tests.cli import invoke
+from tests.cli import assert_one_line_error, invoke
 
 
 def _invoke(*args: str):
     return invoke(*args)
-
-
-def _one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code != 0
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    # Progress and plan lines may come first; the error itself is one line, and the last.
-    lines = result.stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0]
 
 
 @pytest.mark.parametrize("name", list_recipes())
@@ -58,14 +46,14 @@ def test_dry_run_reports_the_rescaled_lr_for_a_multi_gpu_recipe():
 def test_bad_input_is_one_line_and_nonzero(args, fragments, monkeypatch, tmp_path):
     monkeypatch.delenv("BENCH_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
-    _one_line_error(_invoke(*args), *fragments)
+    assert_one_line_error(_invoke(*args), *fragments)
     assert not (tmp_path / "runs").exists()  # nothing written for a run that cannot start
 
 
 def test_missing_cifar_directory_names_the_expected_files(tmp_path):
     result = _invoke("run", "recipe", "he2015_cifar10_resnet20", "--data-dir",
                      str(tmp_path / "nowhere"), "--out", str(tmp_path / "runs"))
-    _one_line_error(result, "nowhere")
+    assert_one_line_error(result, "nowhere")
 
 
 def test_recipes_lists_and_shows():
@@ -91,13 +79,13 @@ def test_resume_from_a_corrupt_checkpoint_is_refused(tmp_path):
     params[0].write_bytes(bytes(damaged))
     before[params[0]] = bytes(damaged)
     result = _invoke("run", "recipe", "--resume", str(run_dir), "--no-progress", "--workers", "0")
-    _one_line_error(result, "corrupt")
+    assert_one_line_error(result, "corrupt")
     after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "log.jsonl"}
     assert after == {p: b for p, b in before.items() if p.name != "log.jsonl"}
 
 
 def test_resume_of_a_directory_that_is_not_a_run(tmp_path):
-    _one_line_error(_invoke("run", "recipe", "--resume", str(tmp_path)), "not a run directory")
+    assert_one_line_error(_invoke("run", "recipe", "--resume", str(tmp_path)), "not a run directory")
 
 
 def test_a_diverging_run_stops_with_one_line_and_keeps_nothing_bad(tmp_path):
