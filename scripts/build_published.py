@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.data.spec import protocol_label  # noqa: E402
 from bench.recipes import list_recipes, load_recipe  # noqa: E402
 from bench.results.published import SCHEMA  # noqa: E402
 from bench.results.reeval import WEIGHTS_TOLERANCE, weights_protocol  # noqa: E402
@@ -56,13 +57,13 @@ def entries() -> list[dict]:
         ref = r.reference
         params_m, gmacs = _counts(r)
         entry = {"network": resolve_name(r.network), "recipe": name, "dataset": r.data.dataset,
-                 "protocol": r.data.protocol, "top1_err": ref.top1_err,
+                 "protocol": protocol_label(r.data), "top1_err": ref.top1_err,
                  "top5_err": ref.top5_err, "tolerance": ref.tolerance, "direction": ref.direction,
                  "verified": ref.verified, "source": ref.source, "recipe_code": ref.recipe_code,
                  "params_m": round(params_m, 3), "gmacs": round(gmacs, 4), "note": ref.note}
         out.append({k: v for k, v in entry.items() if v is not None and v != ""})
         if name.startswith("gluoncv_"):  # GluonCV released these weights: re-evaluable
-            weights = dict(out[-1], protocol=weights_protocol(r.data.protocol),
+            weights = dict(out[-1], protocol=weights_protocol(protocol_label(r.data)),
                            tolerance=WEIGHTS_TOLERANCE,
                            note="GluonCV's released weights re-evaluated with `bench eval "
                                 f"--record {name}`; the same weights move by 0.01-0.15 points "
@@ -80,9 +81,23 @@ def network_for(code: str, model: str) -> str | None:
     """Our registered network for a row's model name, or None (not in this suite's zoo)."""
     from bench.models import ALIASES, list_models
     known = set(list_models())
+    if code == "HE16-C" and "original unit" in model:
+        return None  # He 2016's post-activation CIFAR baselines are not in the zoo
+    if code == "HE16-IN":  # Table 5: the original unit is He 2015's net; pre-act has no input BN
+        m = re.fullmatch(r"ResNet-(\d+), (original unit|pre-act)", model)
+        if m is None:
+            return None
+        if m[2] == "pre-act":  # our resnet152_v2 is GluonCV's layout, with an input BN
+            return "resnet200_v2" if m[1] == "200" else None
+        return f"resnet{m[1]}_v1" if f"resnet{m[1]}_v1" in known else None
     base = re.split(r" \(| IMAGENET1K|\.|_8xb|-rsb", model)[0].strip()
     low = base.lower()
     candidates = []
+    if m := re.fullmatch(r"resnet-(\d+)", low):
+        if "(option A)" in model:  # He 2015 Table 2: zero-padding shortcuts
+            candidates.append(f"resnet{m[1]}_v1_a")
+        if code in ("MM", "RX-IN"):  # mmcls and fb.resnet.torch put the stride on the 3x3
+            candidates.append(f"resnet{m[1]}_v1b")
     if re.fullmatch(r"resnet\d+", low):  # torchvision, timm, mmpretrain: stride on the 3x3
         candidates.append(low + "_v1b")
     if m := re.fullmatch(r"resnet(\d+)([cds])", low):  # timm resnet50d / 50s
@@ -124,16 +139,38 @@ def _network_counts(network: str, dataset: str) -> tuple[float, float]:
     return _COUNTS[network, dataset]
 
 
+# The reference notes' protocol texts -> the protocol part of a key, first match wins. The
+# labels agree with bench.data.spec.protocol_label ("center" = 224 from shorter side 256), so a
+# run's record meets the published row of the protocol it was really evaluated with.
+PROTOCOLS = (
+    (r"multi-scale", "multi-scale (fully convolutional)"),
+    (r"10-crop|10 x 224", "10crop"),
+    (r"320x320 \(from shorter side 320\)", "center 320 from 320"),
+    (r"232|236|0\.95|bicubic|mean of \d+ seeds", None),  # other pipelines: spelled out below
+    # fb.resnet.torch's "single 224x224 center crop" is Scale(256) + CenterCrop(224) in its code.
+    (r"(256\D.*224|224.*\b256\b|crop_?\w* ?0\.875|224x224 center)", "center"),
+    (r"^single (crop )?224(x224)?( center)? crop$|^single crop 224(x224)?$",
+     "center 224 (resize not stated)"),
+    (r"^single 320x320 (crop|input)$", "center 320 (resize not stated)"),
+)
+
+
 def protocol_for(dataset: str, text: str) -> str:
     if dataset != "imagenet":
         return "full"
-    t = text.lower()
-    if "10-crop" in t or "10 x 224" in t:
-        return "10crop"
-    if re.search(r"(256\D.*224|224.*\b256\b|crop_?\w* ?0\.875|224x224 center)", t) \
-            and not re.search(r"\b(232|236)\b|0\.95|bicubic|320", t):
-        return "center"
-    return "other: " + re.sub(r"\s+", " ", text)[:60]
+    for pattern, label in PROTOCOLS:
+        if re.search(pattern, text.lower()):
+            if label:
+                return label
+            break
+    return "other: " + re.sub(r"\s+", " ", text).strip()
+
+
+def split_augmentation(protocol: str) -> tuple[str, str]:
+    """He 2016 states the training augmentation inside the protocol ("...; aug: scale"): it
+    belongs to the recipe, not to how the number was measured."""
+    head, sep, aug = protocol.partition("; aug: ")
+    return head, (f" (aug: {aug})" if sep else "")
 
 
 def external_entries(shared: Path, covered: set[tuple]) -> tuple[list[dict], list[str]]:
@@ -153,8 +190,9 @@ def external_entries(shared: Path, covered: set[tuple]) -> tuple[list[dict], lis
         if network is None:
             left_out.add(row["model"])
             continue
-        protocol = protocol_for(dataset, row["protocol"])
-        key = (network, f"{code} / {row['model']}", dataset, protocol)
+        measured, augmentation = split_augmentation(row["protocol"])
+        protocol = protocol_for(dataset, measured)
+        key = (network, f"{code} / {row['model']}{augmentation}", dataset, protocol)
         entry = merged.setdefault(key, {
             "network": network, "recipe": key[1], "dataset": dataset, "protocol": protocol,
             "tolerance": 0.5, "verified": row["verified"], "source": row["source"],

@@ -45,8 +45,8 @@ def eval_command(network, params, data_dir, dataset, protocol, input_size, resiz
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo(f"{result['network']} on {dataset} ({protocol}, {result['num_samples']} "
-                   f"images): top-1 error {result['top1_err']:.2f} %, top-5 error "
+        click.echo(f"{result['network']} on {dataset} ({result['protocol']}, "
+                   f"{result['num_samples']} images): top-1 error {result['top1_err']:.2f} %, top-5 error "
                    f"{result['top5_err']:.2f} %")
     if record_recipe:
         from bench.results import results_dir as resolve

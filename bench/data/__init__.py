@@ -2,7 +2,7 @@
 from bench.data.build import EvalData, TrainData, build_eval, build_train
 from bench.data.evaluate import evaluate
 from bench.data.locate import resolve_data_dir
-from bench.data.spec import DataSpec, in_channels, num_classes
+from bench.data.spec import DataSpec, eval_sizes, in_channels, num_classes, protocol_label
 
-__all__ = ["DataSpec", "EvalData", "TrainData", "build_eval", "build_train", "evaluate",
-           "in_channels", "num_classes", "resolve_data_dir"]
+__all__ = ["DataSpec", "EvalData", "TrainData", "build_eval", "build_train", "eval_sizes",
+           "evaluate", "in_channels", "num_classes", "protocol_label", "resolve_data_dir"]

@@ -13,7 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from bench.data.spec import DataSpec
+from bench.data.spec import DataSpec, eval_sizes
 
 MEAN = np.array([123.68, 116.779, 103.939], np.float32)
 STD = np.array([58.393, 57.12, 57.375], np.float32)
@@ -115,8 +115,8 @@ def ten_crop(img: np.ndarray, size: int) -> list[np.ndarray]:
 def train_transform(spec: DataSpec) -> Transform:
     """The per-image training transform of ``spec.train_augment``."""
     size = spec.input_size
-    if spec.train_augment == "none":
-        return eval_transform(spec, crops=1)
+    if spec.train_augment == "none":  # the evaluation's centre crop, at the training size
+        return resized_crops(size, spec.resize, crops=1)
     lo, hi = scale_range(spec)
 
     def inception(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -145,9 +145,14 @@ def train_transform(spec: DataSpec) -> Transform:
 
 
 def eval_transform(spec: DataSpec, crops: int) -> Transform:
-    """Shorter side to ``spec.resize``, then the centre crop or (``crops`` 10) the ten crops,
+    """The evaluation's: shorter side to ``eval_resize`` (else ``resize``), then the centre crop
+    or (``crops`` 10) the ten crops of ``eval_size`` (else ``input_size``)."""
+    return resized_crops(*eval_sizes(spec), crops)
+
+
+def resized_crops(size: int, resize: int, crops: int) -> Transform:
+    """Shorter side to ``resize``, then the centre ``size`` crop or (``crops`` 10) the ten crops,
     stacked as (10, C, H, W)."""
-    size, resize = spec.input_size, spec.resize
 
     def center(img: np.ndarray, rng=None) -> np.ndarray:
         return to_tensor(center_crop(resize_short(img, resize), size))

@@ -17,12 +17,12 @@ from bench.data.arrays import check_count
 from bench.data.image_augment import MEAN, STD, scale_range
 from bench.data.keys import check_start
 from bench.data.recordio import RecIndex
-from bench.data.spec import DataSpec
+from bench.data.spec import DataSpec, eval_sizes
 
 
-def _common(index: RecIndex, spec: DataSpec, batch_size: int, workers: int) -> dict[str, Any]:
+def _common(index: RecIndex, batch_size: int, workers: int, size: int) -> dict[str, Any]:
     return dict(path_imgrec=str(index.rec), path_imgidx=str(index.idx),
-                data_shape=(3, spec.input_size, spec.input_size), batch_size=batch_size,
+                data_shape=(3, size, size), batch_size=batch_size,
                 preprocess_threads=max(1, workers), verbose=False,
                 mean_r=float(MEAN[0]), mean_g=float(MEAN[1]), mean_b=float(MEAN[2]),
                 std_r=float(STD[0]), std_g=float(STD[1]), std_b=float(STD[2]))
@@ -41,7 +41,7 @@ def train_augment_args(spec: DataSpec) -> dict[str, Any]:
         lo, hi = scale_range(spec)
         return dict(resize=hi, min_random_scale=lo / hi, max_random_scale=1.0, rand_crop=True,
                     rand_mirror=True, pca_noise=spec.lighting)
-    return dict(resize=spec.resize)  # "none": the evaluation's centre crop
+    return dict(resize=spec.resize)  # "none": a centre crop at the training size
 
 
 def _iter_seed(seed: int, epoch: int, salt: int) -> int:
@@ -52,7 +52,8 @@ class RecTrain:
     """Training batches of ImageRecordIter (NDArrays, normalised, float32 labels)."""
 
     def __init__(self, index: RecIndex, spec: DataSpec, batch_size: int, seed: int, workers: int):
-        self._args = {**_common(index, spec, batch_size, workers), **train_augment_args(spec)}
+        self._args = {**_common(index, batch_size, workers, spec.input_size),
+                      **train_augment_args(spec)}
         self._seed = seed
         self.num_samples = len(index)
         self.batches_per_epoch = self.num_samples // batch_size
@@ -84,7 +85,8 @@ class RecEval:
     def __init__(self, index: RecIndex, spec: DataSpec, batch_size: int, workers: int):
         # The iterator refuses a batch larger than the whole file.
         batch_size = min(batch_size, len(index))
-        self._args = {**_common(index, spec, batch_size, workers), "resize": spec.resize}
+        crop, side = eval_sizes(spec)
+        self._args = {**_common(index, batch_size, workers, crop), "resize": side}
         self.num_samples = len(index)
 
     def batches(self) -> Iterator[tuple[Any, Any]]:

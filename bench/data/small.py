@@ -10,7 +10,7 @@ from bench.data import cifar
 from bench.data.arrays import ArrayEval, ArrayTrain, Prepare, center_crop, normalize, pad_crop_flip
 from bench.data.keys import synthetic_rng
 from bench.data.locate import cifar_files
-from bench.data.spec import DataSpec, num_classes
+from bench.data.spec import DataSpec, eval_sizes, num_classes
 from bench.errors import BenchError
 
 IMAGENET_MEAN = (123.68, 116.779, 103.939)
@@ -54,10 +54,12 @@ def _base(spec: DataSpec) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: normalize(x, mean, std, 1.0 / 255)
 
 
-def _fit(spec: DataSpec, native: int, why: str) -> None:
-    if spec.input_size > native:
-        raise BenchError(f"data.input_size {spec.input_size} does not fit {spec.dataset}'s "
-                         f"{native}x{native} images ({why}): set data.input_size = {native}")
+def _fit(spec: DataSpec, native: int, why: str, size: int | None = None,
+         key: str = "data.input_size") -> None:
+    size = size or spec.input_size
+    if size > native:
+        raise BenchError(f"{key} {size} does not fit {spec.dataset}'s {native}x{native} images "
+                         f"({why}): set {key} = {native}")
 
 
 def _train_prepare(spec: DataSpec, native: int) -> Prepare:
@@ -78,9 +80,11 @@ def _eval_prepare(spec: DataSpec, native: int) -> Prepare:
             x = base(x)
             return np.stack([x] * 5 + [x[..., ::-1]] * 5, axis=1)
         return ten
-    if spec.protocol == "center" and spec.input_size != native and spec.dataset != "synthetic":
-        _fit(spec, native, "centre crop")
-        return lambda x, rng: center_crop(base(x), spec.input_size)
+    crop = eval_sizes(spec)[0]
+    if spec.protocol == "center" and crop != native and spec.dataset != "synthetic":
+        _fit(spec, native, "centre crop", crop, "data.eval_size" if spec.eval_size else
+             "data.input_size")
+        return lambda x, rng: center_crop(base(x), crop)
     return lambda x, rng: base(x)
 
 

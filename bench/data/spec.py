@@ -31,6 +31,30 @@ class DataSpec:
     jitter: float = 0.4
     lighting: float = 0.1
     min_area: float = 0.08
+    eval_size: int = 0  # evaluation crop; 0 = input_size (He 2016 tests 320 crops of 224-trained nets)
+    eval_resize: int = 0  # evaluation shorter side; 0 = resize
+
+
+# The evaluation most ImageNet numbers use; a protocol label names its sizes only when it differs.
+STANDARD_EVAL = (224, 256)
+
+
+def eval_sizes(spec) -> tuple[int, int]:
+    """(crop, shorter side) of the evaluation: ``eval_size``/``eval_resize``, else the training
+    ``input_size``/``resize``. ``spec`` is a :class:`DataSpec` or a recipe's data section."""
+    return spec.eval_size or spec.input_size, spec.eval_resize or spec.resize
+
+
+def protocol_label(spec) -> str:
+    """The protocol part of a published number's key: ``center`` and ``10crop`` mean 224 crops
+    from shorter side 256; other sizes are spelled out (``center 320 from 320``), so a number
+    measured at one size is never compared with one published at another."""
+    if spec.protocol == "full":
+        return "full"
+    crop, side = eval_sizes(spec)
+    if spec.dataset != "imagenet":
+        return spec.protocol if crop == spec.input_size else f"{spec.protocol} {crop}"
+    return spec.protocol if (crop, side) == STANDARD_EVAL else f"{spec.protocol} {crop} from {side}"
 
 
 def num_classes(spec: DataSpec) -> int:
@@ -54,6 +78,9 @@ def check_spec(spec: DataSpec) -> None:
     if spec.input_size < 1 or spec.resize < 1 or spec.synthetic_size < 1 or spec.num_classes < 0:
         raise BenchError("data.input_size, data.resize and data.synthetic_size must be positive "
                          "and data.num_classes >= 0")
+    if spec.eval_size < 0 or spec.eval_resize < 0:
+        raise BenchError("data.eval_size and data.eval_resize must be positive (or 0: the "
+                         "training input_size and resize)")
     if not 0.0 < spec.min_area <= 1.0:
         raise BenchError(f"data.min_area must be in (0, 1], got {spec.min_area}")
     if spec.jitter < 0 or spec.lighting < 0:
@@ -70,6 +97,10 @@ def check_spec(spec: DataSpec) -> None:
         if spec.resize < spec.input_size:
             raise BenchError(f"data.resize {spec.resize} is smaller than data.input_size "
                              f"{spec.input_size}: the crop would not fit")
+        crop, side = eval_sizes(spec)
+        if side < crop:
+            raise BenchError(f"evaluation shorter side {side} is smaller than its crop {crop}: "
+                             "raise data.eval_resize")
         return
     if spec.train_augment not in _ARRAY_AUGMENTS:
         raise BenchError(f"train_augment {spec.train_augment!r} needs ImageNet-sized images; for "

@@ -52,7 +52,8 @@ def load_weights(network: str, params: Path, classes: int, in_channels: int, ctx
 def evaluate_params(request: EvalRequest) -> dict[str, Any]:
     """Top-1/top-5 error of the weights in ``request.params`` under ``request.protocol``."""
     mx = require_mxnet()
-    from bench.data import DataSpec, build_eval, evaluate, in_channels, num_classes
+    from bench.data import (DataSpec, build_eval, evaluate, in_channels, num_classes,
+                            protocol_label)
     from bench.models import get_spec
     devices.check_gpus(list(request.gpus))
     ctxs = devices.contexts(list(request.gpus))
@@ -72,5 +73,5 @@ def evaluate_params(request: EvalRequest) -> dict[str, Any]:
 
     result = evaluate(predict, data)
     return {"network": request.network, "params": str(request.params),
-            "dataset": request.dataset, "protocol": request.protocol, "input_size": size,
+            "dataset": request.dataset, "protocol": protocol_label(spec), "input_size": size,
             "resize": resize, **result}

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.data.spec import protocol_label
 from bench.engine.checkpoint import atomic_write_text
 from bench.recipes import Recipe
 
@@ -50,7 +51,7 @@ def metrics_summary(recipe: Recipe, setup, state: dict, stop_reason: str | None)
     """The final numbers: last evaluation, progress, speed and the per-epoch history."""
     last = state["history"][-1] if state["history"] else {}
     return {"recipe": recipe.name, "network": recipe.network, "dataset": recipe.data.dataset,
-            "protocol": recipe.data.protocol, "top1_err": last.get("top1_err"),
+            "protocol": protocol_label(recipe.data), "top1_err": last.get("top1_err"),
             "top5_err": last.get("top5_err"), "num_eval_samples": last.get("num_samples"),
             "epochs_done": state["epoch"], "epochs": setup.epochs,
             "iterations": state["iteration"], "total_iterations": setup.total_iters,

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.data.spec import protocol_label
 from bench.errors import BenchError
 from bench.engine import build, devices
 from bench.recipes import Plan, Recipe, plan_for
@@ -108,7 +109,7 @@ def describe(setup: Setup) -> list[str]:
     """Human lines: the plan, what was rescaled and the schedule's milestones."""
     p, r = setup.plan, setup.recipe
     lines = [f"recipe {r.name}: network {r.network}, data {r.data.dataset} "
-             f"(protocol {r.data.protocol})",
+             f"(protocol {protocol_label(r.data)})",
              f"devices: {', '.join(str(c) for c in setup.ctxs)}; "
              f"kvstore {setup.kvstore or 'none (one device)'}; "
              f"dtype {setup.dtype}",

@@ -6,6 +6,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from bench.data.spec import protocol_label
 from bench.errors import BenchError
 from bench.recipes.loader import list_recipes, load_recipe
 
@@ -18,7 +19,7 @@ def recipe_rows(pattern: str = "*") -> list[dict[str, Any]]:
     for name in names:
         r = load_recipe(name)
         rows.append({"recipe": name, "network": r.network, "dataset": r.data.dataset,
-                     "protocol": r.data.protocol, "epochs": r.schedule.epochs,
+                     "protocol": protocol_label(r.data), "epochs": r.schedule.epochs,
                      "batch": r.optim.batch_size, "lr": r.optim.lr,
                      "top1_err": r.reference.top1_err, "top5_err": r.reference.top5_err,
                      "source": r.reference.source, "verified": r.reference.verified})

@@ -38,6 +38,8 @@ class DataSection:
     lighting: float = 0.1
     min_area: float = 0.08
     synthetic_size: int = 256
+    eval_size: int = 0  # evaluation crop; 0 = input_size
+    eval_resize: int = 0  # evaluation shorter side; 0 = resize
 
     def __post_init__(self) -> None:
         _one_of("data.dataset", self.dataset, DATASETS)
@@ -47,6 +49,10 @@ class DataSection:
         _positive("data.input_size", self.input_size)
         _positive("data.resize", self.resize)
         _in_range("data.min_area", self.min_area, 0.0, 1.0)
+        for key in ("eval_size", "eval_resize"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"data.{key} = {getattr(self, key)!r} must be positive, or 0 "
+                                 "for the training size")
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,39 @@ def test_center_eval_matches_the_files_once_each(fmt, batch, image_folders, pack
 
 
 @pytest.mark.parametrize("fmt", ["rec", "folder"])
+def test_eval_at_its_own_crop_and_resize(fmt, image_folders, packed):
+    # He 2016 tests 320 crops from side 320 of nets trained on 224 crops from side [256, 480].
+    data_dir = packed if fmt == "rec" else image_folders
+    own = spec(eval_size=44, eval_resize=48, data_format=fmt)
+    x, _ = _collect(build_eval(own, str(data_dir), 4).batches())
+    assert x.shape == (10, 3, 44, 44)
+    source = FolderSource(image_folders / "val")
+    first = eval_transform(spec(input_size=44, resize=48), crops=1)(source.load(0)[0])
+    np.testing.assert_allclose(x[0], first, atol=1e-4)
+    x_train, _ = _collect(build_train(own, str(data_dir), 4, 0, 0).epoch(0))
+    assert x_train.shape[1:] == (3, 32, 32)  # training keeps input_size
+
+
+@pytest.mark.parametrize(("kw", "label"), [
+    ({"input_size": 224, "resize": 256}, "center"),
+    ({"input_size": 224, "resize": 256, "protocol": "10crop"}, "10crop"),
+    ({"input_size": 224, "resize": 256, "eval_size": 320, "eval_resize": 320},
+     "center 320 from 320"),
+    ({"input_size": 32, "resize": 40}, "center 32 from 40"),
+])
+def test_protocol_label_names_sizes_only_when_they_are_not_224_from_256(kw, label):
+    from bench.data import protocol_label
+    assert protocol_label(spec(**kw)) == label
+
+
+def test_protocol_label_of_array_data():
+    from bench.data import protocol_label
+    assert protocol_label(DataSpec("cifar10", "cifar", 32, protocol="full")) == "full"
+    assert protocol_label(DataSpec("cifar10", "cifar", 32, protocol="center",
+                                   eval_size=28)) == "center 28"
+
+
+@pytest.mark.parametrize("fmt", ["rec", "folder"])
 def test_ten_crop_eval(fmt, image_folders, packed):
     data_dir = packed if fmt == "rec" else image_folders
     data = build_eval(spec(protocol="10crop", data_format=fmt), str(data_dir), 40, 2)

@@ -47,6 +47,18 @@ def test_gluoncv_imagenet_recipe_on_rec_and_folder_layouts(imagenet_like, tmp_pa
     assert metrics["iterations"] == 2 and metrics["num_eval_samples"] == 10
 
 
+def test_a_run_evaluates_at_its_recipes_eval_size_and_says_so(imagenet_like, tmp_path):
+    # He 2016's ResNet-200 protocol in miniature: train on 32 crops, test 40 crops from side 40.
+    root, _ = imagenet_like
+    result = invoke("run", "recipe", "gluoncv_resnet18_v1b", "--data-dir", str(root),
+                    "--batch-size", "4", "--set", "data.input_size=32", "--set", "data.resize=40",
+                    "--set", "data.eval_size=40", "--set", "data.eval_resize=40",
+                    "--set", "network_args.classes=2", "--out", str(tmp_path / "runs"), *SMOKE)
+    assert result.exit_code == 0, result.stderr
+    metrics = _metrics(tmp_path / "runs")
+    assert metrics["num_eval_samples"] == 10 and metrics["protocol"] == "center 40 from 40"
+
+
 def test_truncated_rec_is_one_line_and_nothing_is_written(imagenet_like, tmp_path):
     _, rec = imagenet_like
     broken = tmp_path / "broken"
