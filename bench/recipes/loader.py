@@ -129,10 +129,18 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe.json") -> Recipe
 
 
 def recipe_hash(recipe: Recipe) -> str:
-    """sha256 of what changes training (not the prose), so a checkpoint knows its recipe."""
+    """sha256 of what changes training (not the prose), so a checkpoint knows its recipe.
+
+    Only values that differ from the schema's defaults are hashed: a new option added to the
+    schema (with a default that keeps the old behaviour) leaves every existing hash, and so
+    every checkpoint's claim to its recipe, as it was."""
     data = recipe_to_dict(recipe)
     for key in ("description", "notes", "tags", "reference", "base", "name"):
         data.pop(key, None)
+    for section, cls in SECTIONS.items():
+        if section in data:  # ([reference] is gone: it has no defaults to construct)
+            defaults = json.loads(json.dumps(dataclasses.asdict(cls())))
+            data[section] = {k: v for k, v in data[section].items() if defaults.get(k) != v}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -111,6 +111,8 @@ def test_json_round_trip_keeps_the_hash(recipes):
     again = recipe_from_dict(recipe_to_dict(r))
     assert again == r and recipe_hash(again) == recipe_hash(r)
     assert recipe_hash(_load(recipes, "base", ["optim.lr=0.2"])) != recipe_hash(r)
+    # Writing a default out, or a schema that gains an option with a default, keeps the hash.
+    assert recipe_hash(_load(recipes, "base", ["data.eval_size=0"])) == recipe_hash(r)
 
 
 def test_plan_keeps_per_device_batch_and_scales_lr_linearly(recipes):
