@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import re
 import statistics
 import time
@@ -33,6 +32,7 @@ from typing import Callable, Sequence
 
 from bench._mxnet import require_mxnet
 from bench.errors import BenchError, did_you_mean
+from bench.provenance import cpu_model
 
 MODES = ("infer", "train")
 DTYPES = ("float32", "float16")
@@ -316,15 +316,3 @@ def _gluoncv_version() -> str | None:
         return version("gluoncv")
     except Exception:  # noqa: BLE001 - only informative
         return None
-
-
-def cpu_model() -> str:
-    """The CPU's ``model name`` from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
