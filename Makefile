@@ -1,7 +1,7 @@
 PYTHON := $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 
-.PHONY: venv install demo test test-slow clean
+.PHONY: venv install demo test test-slow test-horovod clean
 
 venv: $(VENV)/bin/python
 
@@ -34,6 +34,15 @@ test: install
 
 test-slow: install
 	$(VENV)/bin/python -m pytest -q -m slow
+
+# kvstore horovod: builds horovod 0.28.1 against mxnet 1.9.1 with Gloo (about 2 minutes on
+# 2 cores; without --no-build-isolation its build cannot import mxnet), then runs its test.
+HOROVOD_BUILD := HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
+	HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1
+test-horovod: install
+	$(VENV)/bin/pip install wheel cmake
+	$(HOROVOD_BUILD) $(VENV)/bin/pip install --no-build-isolation horovod==0.28.1
+	$(VENV)/bin/python -m pytest -q tests/engine/test_horovod.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

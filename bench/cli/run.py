@@ -81,8 +81,10 @@ def _dry_run(loaded, options) -> None:
         click.echo(line)
 
 
-def _finish(run_dir: Path) -> None:
+def _finish(run_dir: Path | None) -> None:
     import json
+    if run_dir is None:  # a worker other than rank 0 of a multi-worker job: rank 0 reports
+        return
     metrics = json.loads((run_dir / "metrics.json").read_text())
     top1, top5 = metrics.get("top1_err"), metrics.get("top5_err")
     status = "finished" if metrics["complete"] else "stopped at --max-steps"

@@ -11,7 +11,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from bench.data.keys import batch_rng, check_start, epoch_order
+from bench.data.keys import batch_rng, check_shard, check_start, epoch_order
 from bench.errors import BenchError
 
 # prepare(raw images (n, C, H, W), generator or None for evaluation) -> float32 batch
@@ -19,14 +19,18 @@ Prepare = Callable[[np.ndarray, "np.random.Generator | None"], np.ndarray]
 
 
 class ArrayTrain:
-    """Shuffled, augmented training batches; the last incomplete batch is dropped."""
+    """Shuffled, augmented training batches; the last incomplete batch is dropped. With
+    ``shard = (i, n)`` each batch is the i-th of n equal slices of the global batch, augmented
+    exactly as in a one-worker run (the whole global batch is prepared: arrays are cheap)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                 prepare: Prepare):
+                 prepare: Prepare, shard: tuple[int, int] = (0, 1)):
         if batch_size < 1:
             raise BenchError(f"batch size must be positive, got {batch_size}")
         self._images, self._labels = images, labels.astype(np.int32)
         self._batch_size, self._seed, self._prepare = batch_size, seed, prepare
+        local = check_shard(batch_size, shard)
+        self._slice = slice(shard[0] * local, (shard[0] + 1) * local)
         self.num_samples = len(images)
         self.batches_per_epoch = self.num_samples // batch_size
 
@@ -37,7 +41,7 @@ class ArrayTrain:
         for b in range(start_batch, self.batches_per_epoch):
             idx = order[b * bs:(b + 1) * bs]
             data = self._prepare(self._images[idx], batch_rng(self._seed, epoch, b))
-            yield data, self._labels[idx]
+            yield data[self._slice], self._labels[idx][self._slice]
 
 
 class ArrayEval:

@@ -13,7 +13,9 @@ class TrainData(Protocol):
     """Training batches of (float32 NCHW normalised data, (N,) labels), numpy or NDArray."""
 
     num_samples: int
-    batches_per_epoch: int  # num_samples // batch_size: the incomplete last batch is dropped
+    # num_samples // batch_size (the global batch): the incomplete last batch is dropped, and
+    # every worker of a sharded job runs this many steps, each on its slice of the batch.
+    batches_per_epoch: int
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Any, Any]]:
         """Batches ``start_batch``.. of ``epoch``; order and augmentation depend only on (seed,
@@ -37,14 +39,16 @@ def _check_batch(batch_size: int) -> None:
 
 
 def build_train(spec: DataSpec, data_dir: str | None, batch_size: int, seed: int,
-                num_workers: int = 2) -> TrainData:
+                num_workers: int = 2, shard: tuple[int, int] = (0, 1)) -> TrainData:
     """The training split of ``spec.dataset`` (``data_dir`` or BENCH_DATA for ImageNet and
-    CIFAR), in batches of ``batch_size``, shuffled and augmented from ``seed``."""
+    CIFAR), in batches of ``batch_size``, shuffled and augmented from ``seed``. With ``shard =
+    (i, n)`` (worker i of n) each batch is that worker's 1/n of the global ``batch_size``."""
     check_spec(spec)
     _check_batch(batch_size)
     if spec.dataset == "imagenet":
-        return build_imagenet_train(spec, data_dir, batch_size, seed, max(0, num_workers))
-    return build_small_train(spec, data_dir, batch_size, seed)
+        return build_imagenet_train(spec, data_dir, batch_size, seed, max(0, num_workers),
+                                    shard)
+    return build_small_train(spec, data_dir, batch_size, seed, shard)
 
 
 def build_eval(spec: DataSpec, data_dir: str | None, batch_size: int,

@@ -14,12 +14,13 @@ from bench.data.recordio import check_rec
 from bench.data.spec import DataSpec
 
 
-def build_imagenet_train(spec: DataSpec, data_dir, batch_size: int, seed: int, workers: int):
+def build_imagenet_train(spec: DataSpec, data_dir, batch_size: int, seed: int, workers: int,
+                         shard: tuple[int, int] = (0, 1)):
     split = imagenet_split(spec, data_dir, "train")
     if split.rec is not None:
-        return RecTrain(check_rec(split.rec, split.idx), spec, batch_size, seed, workers)
+        return RecTrain(check_rec(split.rec, split.idx), spec, batch_size, seed, workers, shard)
     source = FolderSource(split.folder)
-    return ImageTrain(source, train_transform(spec), batch_size, seed, workers)
+    return ImageTrain(source, train_transform(spec), batch_size, seed, workers, shard)
 
 
 def build_imagenet_eval(spec: DataSpec, data_dir, batch_size: int, workers: int):

@@ -18,7 +18,7 @@ import numpy as np
 from bench._mxnet import require_mxnet
 from bench.data.arrays import check_count
 from bench.data.image_augment import Transform
-from bench.data.keys import check_start, epoch_order, sample_rng
+from bench.data.keys import check_shard, check_start, epoch_order, sample_rng
 from bench.data.recordio import RecIndex, class_folders, read_record, unpack_image
 from bench.errors import BenchError
 
@@ -111,17 +111,22 @@ class _View:
 
 class _Batches:
     """Batches ``first``..``first + count - 1`` of ``size`` consecutive positions (the last
-    one ends at ``stop``), made lazily: an ImageNet epoch as lists is 1.3 M Python ints."""
+    one ends at ``stop``), made lazily: an ImageNet epoch as lists is 1.3 M Python ints. A
+    ``part`` (offset, length) keeps only that slice of each batch (one worker's share)."""
 
-    def __init__(self, first: int, count: int, size: int, stop: int):
+    def __init__(self, first: int, count: int, size: int, stop: int,
+                 part: tuple[int, int] | None = None):
         self._first, self._count, self._size, self._stop = first, count, size, stop
+        self._part = part or (0, size)
 
     def __len__(self) -> int:
         return self._count
 
     def __iter__(self):
+        offset, length = self._part
         for b in range(self._first, self._first + self._count):
-            yield list(range(b * self._size, min((b + 1) * self._size, self._stop)))
+            start = b * self._size + offset
+            yield list(range(start, min(start + length, (b + 1) * self._size, self._stop)))
 
 
 def _stack(samples):
@@ -137,11 +142,15 @@ def _loader(view: _View, batches: _Batches, workers: int):
 
 class ImageTrain:
     """Shuffled, augmented training batches decoded in ``workers`` threads (0: in the caller's
-    thread); the last incomplete batch is dropped."""
+    thread); the last incomplete batch is dropped. With ``shard = (i, n)`` only the i-th of n
+    slices of each global batch is decoded, augmented as in a one-worker run."""
 
-    def __init__(self, source, transform: Transform, batch_size: int, seed: int, workers: int):
+    def __init__(self, source, transform: Transform, batch_size: int, seed: int, workers: int,
+                 shard: tuple[int, int] = (0, 1)):
         self._source, self._transform = source, transform
         self._batch_size, self._seed, self._workers = batch_size, seed, workers
+        local = check_shard(batch_size, shard)
+        self._part = (shard[0] * local, local)
         self.num_samples = len(source)
         self.batches_per_epoch = self.num_samples // batch_size
 
@@ -151,7 +160,8 @@ class ImageTrain:
         count = self.batches_per_epoch - start_batch
         if count:
             view = _View(self._source, self._transform, order, self._seed, epoch)
-            batches = _Batches(start_batch, count, self._batch_size, self.num_samples)
+            batches = _Batches(start_batch, count, self._batch_size, self.num_samples,
+                               self._part)
             yield from _loader(view, batches, self._workers)
 
 

@@ -35,6 +35,19 @@ def synthetic_rng(seed: int, split: int) -> np.random.Generator:
     return np.random.default_rng([_SYNTHETIC, _word(seed), _word(split)])
 
 
+def check_shard(batch_size: int, shard: tuple[int, int]) -> int:
+    """The per-worker batch of a global ``batch_size`` split over ``shard = (index, count)``
+    workers: every worker takes the same-sized slice of every global batch, so all run the
+    same number of steps (a multi-worker kvstore blocks forever otherwise)."""
+    index, count = shard
+    if not 0 <= index < count:
+        raise BenchError(f"shard {index} of {count} does not exist")
+    if batch_size % count:
+        raise BenchError(f"a global batch of {batch_size} cannot be split evenly over {count} "
+                         "workers: use a multiple of the worker count")
+    return batch_size // count
+
+
 def check_start(start_batch: int, batches_per_epoch: int) -> None:
     if not 0 <= start_batch <= batches_per_epoch:
         raise BenchError(f"cannot start at batch {start_batch}: an epoch has "

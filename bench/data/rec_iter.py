@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from bench._mxnet import require_mxnet
 from bench.data.arrays import check_count
 from bench.data.image_augment import MEAN, STD, scale_range
-from bench.data.keys import check_start
+from bench.data.keys import check_shard, check_start
 from bench.data.recordio import RecIndex
 from bench.data.spec import DataSpec, eval_sizes
 
@@ -49,11 +49,18 @@ def _iter_seed(seed: int, epoch: int, salt: int) -> int:
 
 
 class RecTrain:
-    """Training batches of ImageRecordIter (NDArrays, normalised, float32 labels)."""
+    """Training batches of ImageRecordIter (NDArrays, normalised, float32 labels). With
+    ``shard = (i, n)`` the iterator reads the i-th of n parts of the file (``part_index``,
+    ``num_parts``) in batches of the per-worker share; every worker runs the same number of
+    batches, that of the global batch."""
 
-    def __init__(self, index: RecIndex, spec: DataSpec, batch_size: int, seed: int, workers: int):
-        self._args = {**_common(index, batch_size, workers, spec.input_size),
+    def __init__(self, index: RecIndex, spec: DataSpec, batch_size: int, seed: int, workers: int,
+                 shard: tuple[int, int] = (0, 1)):
+        local = check_shard(batch_size, shard)
+        self._args = {**_common(index, local, workers, spec.input_size),
                       **train_augment_args(spec)}
+        if shard[1] > 1:
+            self._args.update(part_index=shard[0], num_parts=shard[1])
         self._seed = seed
         self.num_samples = len(index)
         self.batches_per_epoch = self.num_samples // batch_size

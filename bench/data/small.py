@@ -92,14 +92,16 @@ def _native(spec: DataSpec) -> int:
     return {"digits": 8, "cifar10": 32, "cifar100": 32}.get(spec.dataset, spec.input_size)
 
 
-def build_small_train(spec: DataSpec, data_dir, batch_size: int, seed: int) -> ArrayTrain:
+def build_small_train(spec: DataSpec, data_dir, batch_size: int, seed: int,
+                      shard: tuple[int, int] = (0, 1)) -> ArrayTrain:
     if spec.dataset == "digits":
         images, labels = digits_split()[:2]
     elif spec.dataset == "synthetic":
         images, labels = _synthetic(spec, seed, 0)
     else:
         images, labels = cifar.load_split(spec.dataset, cifar_files(spec, data_dir), train=True)
-    return ArrayTrain(images, labels, batch_size, seed, _train_prepare(spec, _native(spec)))
+    return ArrayTrain(images, labels, batch_size, seed, _train_prepare(spec, _native(spec)),
+                      shard)
 
 
 def build_small_eval(spec: DataSpec, data_dir, batch_size: int) -> ArrayEval:

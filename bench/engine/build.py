@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench._mxnet import require_mxnet
+from bench.engine.cluster import Cluster
 from bench.engine.schedules import ErrorGatedWarmup, Schedule, build_schedule
 from bench.recipes import Plan, Recipe
 
@@ -63,7 +64,11 @@ def build_net(recipe: Recipe, classes: int, in_channels: int, ctxs: list, dtype:
     return net
 
 
-def build_trainer(recipe: Recipe, net, lr: float, kvstore: str | None, dtype: str):
+def build_trainer(recipe: Recipe, net, lr: float, kvstore: str | None, dtype: str,
+                  cluster: Cluster | None = None):
+    """``gluon.Trainer`` for the recipe's optimizer. In a multi-worker job: the job's dist
+    kvstore with the update on the workers (so its state can be checkpointed), or Horovod's
+    ``DistributedTrainer`` after broadcasting rank 0's weights."""
     mx = require_mxnet()
     params = net.collect_params()
     if recipe.optim.no_bias_decay:
@@ -74,8 +79,22 @@ def build_trainer(recipe: Recipe, net, lr: float, kvstore: str | None, dtype: st
                "wd": recipe.optim.weight_decay}
     if dtype != "float32":
         options["multi_precision"] = True  # fp32 master weights (Micikevicius et al. 2018)
-    kwargs = {} if kvstore is None else {"kvstore": kvstore}
-    trainer = mx.gluon.Trainer(params, recipe.optim.optimizer, options, **kwargs)
+    backend = cluster.backend if cluster is not None else "local"
+    if backend == "horovod":
+        import horovod.mxnet as hvd
+        hvd.broadcast_parameters(params, root_rank=0)  # before the first hybridized forward
+        trainer = hvd.DistributedTrainer(params, recipe.optim.optimizer, options)
+    elif backend == "dist":
+        trainer = mx.gluon.Trainer(params, recipe.optim.optimizer, options,
+                                   kvstore=cluster.kvstore, update_on_kvstore=False)
+        # Register every parameter with the servers now, from rank 0's weights, rather than
+        # lazily at the first step (after each worker's first forward) or inside load_states
+        # on resume (where MXNet 1.9.1's server failed with "init 4 first").
+        trainer._init_kvstore()
+        trainer._init_params()
+    else:
+        kwargs = {} if kvstore is None else {"kvstore": kvstore}
+        trainer = mx.gluon.Trainer(params, recipe.optim.optimizer, options, **kwargs)
     if dtype == "amp":
         from mxnet.contrib import amp
         amp.init_trainer(trainer)  # dynamic loss scaling

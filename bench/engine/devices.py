@@ -176,9 +176,10 @@ def choose_kvstore(requested: str, num_devices: int, *, on_gpu: bool | None = No
 
     One device on one machine needs no kvstore (Gluon would skip it anyway), so None is returned
     and the per-device updater is used. ``on_gpu`` (None = ask the MXNet build) decides whether
-    ``nccl`` can work. ``horovod`` is returned as is: the engine must then wrap the optimizer in
+    ``nccl`` can work. ``horovod`` is returned as is: the engine then wraps the optimizer in
     ``horovod.mxnet.DistributedTrainer``, since ``mx.kv.create('horovod')`` in MXNet 1.9.1
-    silently returns a local single-worker store."""
+    silently returns a local single-worker store. ``dist_*`` names are returned as is; the
+    engine passes the kvstore object of the job it joined (:mod:`bench.engine.cluster`)."""
     if requested not in KVSTORES:
         raise BenchError(f"unknown kvstore {requested!r}{did_you_mean(requested, KVSTORES)}; "
                          f"choose from {', '.join(KVSTORES)}")
@@ -200,11 +201,7 @@ def choose_kvstore(requested: str, num_devices: int, *, on_gpu: bool | None = No
                              "kvstore device") from None
         return "horovod"
     if requested.startswith("dist"):
-        if "DMLC_ROLE" not in os.environ:
-            raise BenchError(f"kvstore {requested} needs a parameter-server launch (MXNet's "
-                             "tools/launch.py sets DMLC_ROLE, DMLC_PS_ROOT_URI, ...); run under "
-                             "it, or use kvstore device on one machine")
-        return requested
+        return requested  # joining the job (bench.engine.cluster) checks the launch
     if num_devices <= 1:
         return None
     return requested

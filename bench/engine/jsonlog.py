@@ -86,6 +86,19 @@ class JsonLog:
         self.close()
 
 
+class NullLog:
+    """The log of a worker that writes nothing (every worker of a job but rank 0)."""
+
+    def write(self, event: str, **fields: Any) -> None:
+        pass
+
+    def __enter__(self) -> "NullLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
 def _drop_partial_last_line(path: Path) -> None:
     try:
         size = path.stat().st_size

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.data.spec import protocol_label
 from bench.errors import BenchError
 from bench.engine import build, devices
+from bench.engine.cluster import Cluster, expected_workers, is_multi_worker
 from bench.recipes import Plan, Recipe, plan_for
 
 
@@ -43,6 +45,8 @@ class Setup:
     epochs: int
     total_iters: int
     changes: list[str] = field(default_factory=list)
+    workers: int = 1  # processes of a multi-worker job (dist_sync, horovod), each on ``ctxs``
+    step_batch: int = 0  # trainer.step's batch_size: the images whose gradients it sums
 
 
 def apply_options(recipe: Recipe, options: RunOptions) -> tuple[Recipe, list[str]]:
@@ -69,24 +73,27 @@ def apply_options(recipe: Recipe, options: RunOptions) -> tuple[Recipe, list[str
     return recipe, changes
 
 
-def prepare(recipe: Recipe, options: RunOptions, train_samples: int | None = None) -> Setup:
-    """Devices, batch, LR and schedule length for this machine (no data read unless needed)."""
+def prepare(recipe: Recipe, options: RunOptions, train_samples: int | None = None,
+            cluster: Cluster | None = None) -> Setup:
+    """Devices, batch, LR and schedule length for this machine (no data read unless needed).
+
+    ``cluster`` is the job this process joined (:func:`bench.engine.cluster.join_cluster`);
+    without one (``--dry-run``) the worker count the launcher announced is assumed."""
     devices.check_gpus(list(options.gpus))
-    ctxs = devices.contexts(list(options.gpus), options.cpu_devices)
+    gpus = list(options.gpus)
+    if cluster is not None and cluster.backend == "horovod" and gpus:
+        gpus = [gpus[cluster.local_rank % len(gpus)]]  # one GPU per Horovod process
+    ctxs = devices.contexts(gpus, options.cpu_devices)
     recipe, changes = apply_options(recipe, options)
-    plan = plan_for(recipe, len(ctxs), options.batch_size)
+    requested = options.kvstore or recipe.train.kvstore
+    kvstore = devices.choose_kvstore(requested, len(ctxs), on_gpu=bool(options.gpus))
+    workers = cluster.size if cluster is not None else expected_workers(requested)
+    plan = plan_for(recipe, len(ctxs) * workers, options.batch_size)
     changes += list(plan.changes)
+    if workers > 1:
+        changes.append(f"{workers} workers x {len(ctxs)} device(s) each ({requested})")
     dtype, dtype_changes = build.effective_dtype(recipe, bool(options.gpus))
     changes += dtype_changes
-    requested = options.kvstore or recipe.train.kvstore
-    if requested.startswith("dist") or requested == "horovod":
-        # Multi-machine runs need the data sharded per worker and the LR scaled to the world
-        # size; the engine does neither yet, and silently training every worker on all the
-        # data would be wrong.
-        raise BenchError(f"kvstore {requested!r}: multi-machine training is not supported by "
-                         "the engine yet; use --kvstore device (one machine, any number of "
-                         "GPUs)")
-    kvstore = devices.choose_kvstore(requested, len(ctxs), on_gpu=bool(options.gpus))
     if train_samples is None:
         train_samples = _known_train_size(recipe)
     iters_per_epoch = max(1, train_samples // plan.global_batch) if train_samples else 0
@@ -96,7 +103,25 @@ def prepare(recipe: Recipe, options: RunOptions, train_samples: int | None = Non
     else:
         epochs = recipe.schedule.epochs
         total = epochs * iters_per_epoch
-    return Setup(recipe, plan, ctxs, dtype, kvstore, iters_per_epoch, epochs, total, changes)
+    # Horovod's trainer averages the workers' gradients itself; the others sum them.
+    step_batch = plan.global_batch // workers if requested == "horovod" else plan.global_batch
+    return Setup(recipe, plan, ctxs, dtype, kvstore, iters_per_epoch, epochs, total, changes,
+                 workers, step_batch)
+
+
+def requested_kvstore(recipe: Recipe, options: RunOptions) -> str:
+    """The kvstore the run asks for, checked against how the process was started: a process
+    that a parameter-server launcher started must train with a dist kvstore, or every worker
+    would train alone on all the data."""
+    requested = options.kvstore or recipe.train.kvstore
+    if os.environ.get("DMLC_ROLE") == "worker" and not requested.startswith("dist"):
+        raise BenchError(f"this process is a parameter-server worker (DMLC_ROLE=worker, e.g. "
+                         f"from `bench launch`) but the kvstore is {requested!r}: add "
+                         "--kvstore dist_sync")
+    if is_multi_worker(requested) and options.cpu_devices > 1:
+        raise BenchError("--cpu-devices with a multi-worker kvstore: give each worker one "
+                         "context (the workers are the devices)")
+    return requested
 
 
 def _known_train_size(recipe: Recipe) -> int | None:
@@ -110,7 +135,8 @@ def describe(setup: Setup) -> list[str]:
     p, r = setup.plan, setup.recipe
     lines = [f"recipe {r.name}: network {r.network}, data {r.data.dataset} "
              f"(protocol {protocol_label(r.data)})",
-             f"devices: {', '.join(str(c) for c in setup.ctxs)}; "
+             (f"workers: {setup.workers} x " if setup.workers > 1 else "")
+             + f"devices: {', '.join(str(c) for c in setup.ctxs)}; "
              f"kvstore {setup.kvstore or 'none (one device)'}; "
              f"dtype {setup.dtype}",
              f"batch {p.global_batch} ({p.devices} x {p.per_device_batch}); lr {p.lr:g} "

@@ -28,9 +28,10 @@ from bench.errors import BenchError
 from bench.engine import build, devices
 from bench.engine.checkpoint import (atomic_write_text, latest_checkpoint, load_checkpoint,
                                      save_checkpoint)
-from bench.engine.jsonlog import JsonLog, Progress
+from bench.engine.cluster import Cluster, join_cluster
+from bench.engine.jsonlog import JsonLog, NullLog, Progress
 from bench.engine.record import metrics_summary, write_result
-from bench.engine.runplan import RunOptions, Setup, describe, prepare
+from bench.engine.runplan import RunOptions, Setup, describe, prepare, requested_kvstore
 from bench.engine.step import recipe_step, step_seed, to_nd, train_step
 from bench.recipes import Recipe, recipe_from_dict, recipe_hash, recipe_to_dict
 
@@ -47,11 +48,17 @@ class RunStopped(BenchError):
 
 
 def start_run(recipe: Recipe, options: RunOptions,
-              report: Callable[[str], None] | None = None) -> Path:
+              report: Callable[[str], None] | None = None) -> Path | None:
     """Train ``recipe`` in a new run directory; returns the directory. ``report`` receives the
-    plan's lines (devices, batch, rescaled LR, schedule) before the first step."""
+    plan's lines (devices, batch, rescaled LR, schedule) before the first step.
+
+    In a multi-worker job only rank 0 makes and writes the directory (the others return None)."""
     from bench.provenance import provenance
-    setup, data = _setup_with_data(recipe, options)  # bad data fails before any file is made
+    cluster = join_cluster(requested_kvstore(recipe, options))
+    # Bad data fails before any file is made.
+    setup, data = _setup_with_data(recipe, options, cluster)
+    if not cluster.is_root:
+        return _train(None, setup, data, options, checkpoint=None, cluster=cluster)
     run_dir = _new_run_dir(options.out, recipe.name)
     for line in describe(setup) if report else ():
         report(line)
@@ -62,12 +69,14 @@ def start_run(recipe: Recipe, options: RunOptions,
                 "options": _options_dict(options), "dtype": setup.dtype,
                 "kvstore": setup.kvstore, **provenance()}
     atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, default=str))
-    return _train(run_dir, setup, data, options, checkpoint=None, report=report)
+    return _train(run_dir, setup, data, options, checkpoint=None, report=report,
+                  cluster=cluster)
 
 
 def resume_run(run_dir: Path, options: RunOptions,
-               report: Callable[[str], None] | None = None) -> Path:
-    """Continue a run from its latest checkpoint with its own recipe and global batch."""
+               report: Callable[[str], None] | None = None) -> Path | None:
+    """Continue a run from its latest checkpoint with its own recipe and global batch (every
+    worker of a multi-worker job reads the checkpoint; only rank 0 writes)."""
     run_dir = Path(run_dir)
     try:
         recipe = recipe_from_dict(json.loads((run_dir / "recipe.json").read_text()),
@@ -81,11 +90,16 @@ def resume_run(run_dir: Path, options: RunOptions,
     stored = info.get("options", {})
     options = dataclasses.replace(
         options, batch_size=info["plan"]["global_batch"], epochs=None, seed=None,
-        data_dir=options.data_dir or stored.get("data_dir"))
-    setup, data = _setup_with_data(recipe, options)
+        data_dir=options.data_dir or stored.get("data_dir"),
+        kvstore=options.kvstore or stored.get("kvstore"))
+    cluster = join_cluster(requested_kvstore(recipe, options))
+    setup, data = _setup_with_data(recipe, options, cluster)
+    if not cluster.is_root:
+        return _train(None, setup, data, options, checkpoint=ckpt, cluster=cluster)
     if report:
         report(f"resuming {run_dir} from {ckpt.name}")
-    return _train(run_dir, setup, data, options, checkpoint=ckpt, report=report)
+    return _train(run_dir, setup, data, options, checkpoint=ckpt, report=report,
+                  cluster=cluster)
 
 
 def _options_dict(options: RunOptions) -> dict[str, Any]:
@@ -107,18 +121,20 @@ def _new_run_dir(out: Path, name: str) -> Path:
     raise BenchError(f"cannot create a run directory under {base}")
 
 
-def _setup_with_data(recipe: Recipe, options: RunOptions):
+def _setup_with_data(recipe: Recipe, options: RunOptions, cluster: Cluster):
     from bench.data import DataSpec, build_eval, build_train, in_channels, num_classes
-    setup = prepare(recipe, options)
+    setup = prepare(recipe, options, cluster=cluster)
     r = setup.recipe
     # The recipe's [data] table is the data layer's spec plus nothing: the recipe layer
     # validates what users write, DataSpec is what the readers take.
     spec = DataSpec(**dataclasses.asdict(r.data),
                     num_classes=int(r.network_args.get("classes", 0)))
     train = build_train(spec, options.data_dir, setup.plan.global_batch, r.train.seed,
-                        options.workers)
-    evaluation = build_eval(spec, options.data_dir, setup.plan.global_batch, options.workers)
-    setup = prepare(recipe, options, train_samples=train.num_samples)
+                        options.workers, shard=(cluster.rank, cluster.size))
+    # Rank 0 evaluates alone, on its own devices: batches of one worker's share.
+    evaluation = build_eval(spec, options.data_dir, setup.plan.global_batch // cluster.size,
+                            options.workers)
+    setup = prepare(recipe, options, train_samples=train.num_samples, cluster=cluster)
     if train.batches_per_epoch == 0:
         raise BenchError(f"the training set has {train.num_samples} samples, fewer than one "
                          f"batch of {setup.plan.global_batch}: lower --batch-size")
@@ -148,10 +164,13 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
-def _train(run_dir: Path, setup: Setup, data, options: RunOptions, checkpoint: Path | None,
-           report: Callable[[str], None] | None = None) -> Path:
-    with JsonLog(run_dir / "log.jsonl") as log:
-        return _Training(run_dir, setup, data, options, log, report).run(checkpoint)
+def _train(run_dir: Path | None, setup: Setup, data, options: RunOptions,
+           checkpoint: Path | None, report: Callable[[str], None] | None = None,
+           cluster: Cluster | None = None) -> Path | None:
+    """Run the loop; ``run_dir`` None (a worker other than rank 0) writes no file."""
+    cluster = cluster or Cluster()
+    with JsonLog(run_dir / "log.jsonl") if run_dir is not None else NullLog() as log:
+        return _Training(run_dir, setup, data, options, log, report, cluster).run(checkpoint)
 
 
 @dataclass
@@ -175,10 +194,11 @@ class _Window:
 class _Training:
     """One run's loop and the objects it needs; ``state`` is what a checkpoint restores."""
 
-    def __init__(self, run_dir: Path, setup: Setup, data, options: RunOptions, log: JsonLog,
-                 report: Callable[[str], None] | None):
+    def __init__(self, run_dir: Path | None, setup: Setup, data, options: RunOptions, log,
+                 report: Callable[[str], None] | None, cluster: Cluster):
         mx = require_mxnet()
         self.run_dir, self.setup, self.options, self.log = run_dir, setup, options, log
+        self.cluster = cluster
         self.report = report or (lambda line: None)
         self.spec, self.train_data, self.eval_data, self.classes, self.channels = data
         self.recipe, self.plan = setup.recipe, setup.plan
@@ -193,7 +213,7 @@ class _Training:
                                    setup.dtype)
         self.net.hybridize(static_alloc=True, static_shape=True)
         self.trainer = build.build_trainer(self.recipe, self.net, self.plan.lr, setup.kvstore,
-                                           setup.dtype)
+                                           setup.dtype, cluster)
         self.loss_fn, self.dense = build.build_loss(self.recipe)
         self.schedule, self.gate = build.build_lr(self.recipe, self.plan, setup.iters_per_epoch,
                                                   setup.epochs)
@@ -217,12 +237,14 @@ class _Training:
             if stop_reason == "max_steps":  # a smoke run still exercises evaluation
                 self.evaluate(epoch, 0.0, partial=True)
         metrics = metrics_summary(self.recipe, self.setup, self.state, stop_reason)
-        atomic_write_text(self.run_dir / "metrics.json", json.dumps(metrics, indent=2))
-        write_result(self.run_dir, self.recipe, metrics, self.recipe_hash)
+        if self.run_dir is not None:
+            atomic_write_text(self.run_dir / "metrics.json", json.dumps(metrics, indent=2))
+            write_result(self.run_dir, self.recipe, metrics, self.recipe_hash)
         if stop_reason and stop_reason != "max_steps":
+            where = (f"bench run recipe {self.recipe.name} --resume {self.run_dir}"
+                     if self.run_dir is not None else "the command rank 0 printed")
             raise RunStopped(f"stopped by {stop_reason} at iteration {self.state['iteration']}; "
-                             "checkpoint saved; resume with: "
-                             f"bench run recipe {self.recipe.name} --resume {self.run_dir}",
+                             f"checkpoint saved; resume with: {where}",
                              128 + (stop.signum or signal.SIGTERM))
         self.log.write("end", **{k: v for k, v in metrics.items() if k != "history"})
         return self.run_dir
@@ -238,7 +260,8 @@ class _Training:
             mixup_on = (recipe.train.mixup_alpha > 0
                         and epoch < setup.epochs - recipe.train.mixup_off_epochs)
             bar = Progress(setup.iters_per_epoch, f"epoch {epoch + 1}/{setup.epochs}",
-                           enabled=self.options.progress, min_interval=10.0)
+                           enabled=self.options.progress and self.cluster.is_root,
+                           min_interval=10.0)
             bar.update(start_batch)
             tic = time.time()
             for x, y in self.train_data.epoch(epoch, start_batch):
@@ -257,8 +280,8 @@ class _Training:
                 bar.update(1, lr=f"{self.lr:.4g}")
                 if state["iteration"] % recipe.train.log_interval == 0:
                     self.close_window()
-                if stop.signum is not None:
-                    stop_reason = f"signal {signal.Signals(stop.signum).name}"
+                stop_reason = self.agreed_stop(stop)
+                if stop_reason:
                     break
                 if state["iteration"] >= setup.total_iters:
                     break
@@ -280,6 +303,16 @@ class _Training:
                 self.save(epoch, 0)
         return None, epoch, next_batch
 
+    def agreed_stop(self, stop: "_StopFlag") -> str | None:
+        """Why to stop after this step, if at all. Every worker of a job stops at the same step
+        (a worker that stopped alone would leave the others blocked in the next exchange), so
+        a signal on any worker stops all of them."""
+        mine = stop.signum is not None
+        if self.cluster.size > 1:
+            if self.cluster.allreduce([float(mine)])[0] > 0 and not mine:
+                return "signal on another worker"
+        return f"signal {signal.Signals(stop.signum).name}" if mine else None
+
     def restore(self, checkpoint: Path) -> None:
         _warm_up_trainer(self.net, self.trainer, self.setup, self.channels, self.spec)
         saved = load_checkpoint(checkpoint, net=self.net, trainer=self.trainer,
@@ -293,11 +326,13 @@ class _Training:
             self.gate.load_state_dict(extra["gate"])
         self.log.write("resume", checkpoint=str(checkpoint), iteration=self.state["iteration"])
 
-    def save(self, epoch: int, batch_in_epoch: int) -> Path:
+    def save(self, epoch: int, batch_in_epoch: int) -> Path | None:
         if batch_in_epoch >= self.setup.iters_per_epoch:
             epoch, batch_in_epoch = epoch + 1, 0
         state = self.state
         state["epoch"] = epoch
+        if self.run_dir is None:  # not rank 0: the workers' weights are rank 0's
+            return None
         extra = {"history": state["history"], "train_time": state["train_time"],
                  "images": state["images"], "seed": self.seed}
         if self.gate is not None:
@@ -316,7 +351,10 @@ class _Training:
         return np.concatenate([self.net(p).astype("float32").softmax().asnumpy() for p in parts])
 
     def evaluate(self, epoch: int, elapsed: float, partial: bool = False) -> None:
-        """Evaluate and log; ``partial`` marks a mid-epoch evaluation (a --max-steps stop)."""
+        """Evaluate and log; ``partial`` marks a mid-epoch evaluation (a --max-steps stop).
+        Rank 0 only: BN statistics differ between workers, and it is rank 0's that are saved."""
+        if not self.cluster.is_root:
+            return
         from bench.data import evaluate
         result = evaluate(self.predict, self.eval_data)
         entry = {"epoch": epoch + 1 if not partial else epoch,
@@ -336,7 +374,10 @@ class _Training:
         loss = float(window.loss.asscalar() if hasattr(window.loss, "asscalar") else window.loss)
         wrong = float(window.wrong.asscalar() if hasattr(window.wrong, "asscalar")
                       else window.wrong)
-        n = max(window.count, 1)
+        count = window.count
+        if self.cluster.size > 1:  # the job's window: same switch and same stop on every worker
+            loss, wrong, count = self.cluster.allreduce([loss, wrong, count])
+        n = max(count, 1)
         if not math.isfinite(loss):
             last = latest_checkpoint(self.run_dir)
             self.log.write("stop", reason="non-finite loss", iteration=iteration, loss=loss)
@@ -347,7 +388,7 @@ class _Training:
         train_error = wrong / n
         seconds = max(time.time() - window.tic, 1e-9)
         self.log.write("window", iteration=iteration, loss=loss / n, lr=self.lr,
-                       train_error=train_error, images_per_s=window.count / seconds)
+                       train_error=train_error, images_per_s=count / seconds)
         if self.gate is not None and not self.gate.done and self.gate.update(train_error):
             self.log.write("warmup_done", iteration=iteration, train_error=train_error)
         window.reset()

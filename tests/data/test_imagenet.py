@@ -172,3 +172,32 @@ def test_val_labels_follow_train_classes_when_val_lacks_one(tmp_path, image_fold
 def test_class_count_and_channels():
     assert num_classes(spec()) == 1000 and in_channels(spec()) == 3
     assert num_classes(spec(num_classes=2)) == 2
+
+
+# --- sharding over the workers of a multi-worker job ------------------------------------------
+
+def test_folder_shards_are_the_slices_of_the_one_worker_batches(image_folders):
+    s = spec(train_augment="inception", data_format="folder")
+    whole = list(build_train(s, str(image_folders), 4, 1, 0).epoch(0))
+    parts = [list(build_train(s, str(image_folders), 4, 1, 0, shard=(i, 2)).epoch(0))
+             for i in range(2)]
+    assert [len(p) for p in parts] == [len(whole)] * 2 == [3, 3]  # same number of steps
+    for b, (x, y) in enumerate(whole):
+        np.testing.assert_array_equal(np.concatenate([_np(p[b][0]) for p in parts]), _np(x))
+        np.testing.assert_array_equal(np.concatenate([_np(p[b][1]) for p in parts]), _np(y))
+
+
+def test_rec_shards_read_disjoint_parts_in_equal_steps(packed):
+    s = spec(train_augment="none")
+    parts = [[_np(x) for x, _ in build_train(s, str(packed), 4, 0, 1, shard=(i, 2)).epoch(0)]
+             for i in range(2)]
+    assert [len(p) for p in parts] == [3, 3] and parts[0][0].shape == (2, 3, 32, 32)
+    first, second = (np.concatenate(p) for p in parts)
+    # 12 training images, 6 per part: no image is in both parts.
+    assert not any(np.allclose(a, b) for a in first for b in second)
+
+
+def test_a_global_batch_must_split_evenly_over_the_workers(image_folders):
+    from bench.errors import BenchError
+    with pytest.raises(BenchError, match="cannot be split evenly over 2 workers"):
+        build_train(spec(data_format="folder"), str(image_folders), 5, 0, 0, shard=(0, 2))

@@ -171,3 +171,13 @@ def test_synthetic_is_seeded_and_shaped():
                               protocol="10crop"), None, 40)
     shapes = [x.shape for x, _ in ten.batches()]
     assert ten.crops == 10 and shapes == [(4, 10, 3, 16, 16)] * 2 + [(2, 10, 3, 16, 16)]
+
+
+def test_array_shards_are_the_slices_of_the_one_worker_batches():
+    spec = DataSpec("digits", "cifar", input_size=8, protocol="full")
+    whole = list(build_train(spec, None, 64, 3).epoch(2))
+    parts = [list(build_train(spec, None, 64, 3, shard=(i, 4)).epoch(2)) for i in range(4)]
+    assert all(len(p) == len(whole) == 1437 // 64 for p in parts)
+    for b, (x, y) in enumerate(whole):  # augmented as in the one-worker run, then sliced
+        np.testing.assert_array_equal(np.concatenate([p[b][0] for p in parts]), x)
+        np.testing.assert_array_equal(np.concatenate([p[b][1] for p in parts]), y)

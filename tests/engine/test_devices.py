@@ -132,10 +132,13 @@ def test_choose_kvstore(monkeypatch):
         choose_kvstore("devise", 2)
     with pytest.raises(BenchError, match="nccl needs GPUs"):
         choose_kvstore("nccl", 2, on_gpu=False)
+    # A dist kvstore is named even for one device: the job has other workers. Whether this
+    # process was launched as one is checked when it joins (tests/engine/test_distributed.py).
+    assert choose_kvstore("dist_sync", 1) == "dist_sync"
+    assert choose_kvstore("dist_device_sync", 2) == "dist_device_sync"
+    from bench.engine.cluster import join_cluster
     with pytest.raises(BenchError, match="DMLC_ROLE"):
-        choose_kvstore("dist_sync", 2)
-    monkeypatch.setenv("DMLC_ROLE", "worker")
-    assert choose_kvstore("dist_device_sync", 1) == "dist_device_sync"
+        join_cluster("dist_sync")
 
 
 def test_nccl_on_the_cpu_wheel_is_refused():

@@ -1,0 +1,121 @@
+"""Multi-worker training with kvstore dist_sync: `bench launch` starts a scheduler, a server and
+two workers on loopback (MXNet's parameter server, as on several machines, minus the network)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMON = ("run", "recipe", "digits_resnet", "--no-progress", "--workers", "0")
+
+
+def _env(threads: bool = True) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if threads:  # one thread, ops in order: the two runs must sum in the same order
+        env.update(OMP_NUM_THREADS="1", MXNET_ENGINE_TYPE="NaiveEngine")
+    return env
+
+
+def _bench(*args: str, timeout: float = 300, threads: bool = True
+           ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True,
+                          text=True, timeout=timeout, env=_env(threads))
+
+
+def _learnable(run_dir: Path) -> dict[str, np.ndarray]:
+    import mxnet as mx
+    from bench.engine.checkpoint import latest_checkpoint
+    loaded = mx.nd.load(str(latest_checkpoint(run_dir) / "net.params"))
+    return {k: v.asnumpy() for k, v in loaded.items() if "running_" not in k}
+
+
+def _runs(out: Path) -> list[Path]:
+    return sorted((out / "digits_resnet").iterdir())
+
+
+def test_two_workers_train_as_one_process_on_two_devices(tmp_path):
+    # Each worker's BN sees its half of the batch, as each device's does: the learnable
+    # weights must agree exactly (the workers' running statistics are rank 0's alone).
+    dist = _bench("launch", "--workers", "2", "--", *COMMON, "--kvstore", "dist_sync",
+                  "--max-steps", "8", "--out", str(tmp_path / "dist"))
+    assert dist.returncode == 0, dist.stderr
+    local = _bench(*COMMON, "--cpu-devices", "2", "--kvstore", "device", "--max-steps", "8",
+                   "--out", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    [dist_run], [local_run] = _runs(tmp_path / "dist"), _runs(tmp_path / "local")  # rank 0 only
+    a, b = _learnable(dist_run), _learnable(local_run)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    info = json.loads((dist_run / "run.json").read_text())
+    assert info["plan"]["global_batch"] == 256 and info["plan"]["devices"] == 2
+    assert info["plan"]["lr"] == pytest.approx(0.4)  # 0.2 at batch 128, linearly rescaled
+    metrics = json.loads((dist_run / "metrics.json").read_text())
+    assert metrics["iterations"] == 8 and metrics["num_eval_samples"] == 360
+    assert dist.stdout.count("run directory:") == 1  # one report, from rank 0
+
+
+def test_sigterm_stops_every_worker_at_one_step_and_the_job_resumes(tmp_path):
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "launch", "-n", "2", "--", *COMMON,
+                             "--kvstore", "dist_sync", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(threads=False))
+    try:
+        deadline, log = time.time() + 180, None
+        while time.time() < deadline and log is None and proc.poll() is None:
+            logs = list(out.glob("digits_resnet/*/log.jsonl"))
+            if logs and '"window"' in logs[0].read_text():
+                log = logs[0]
+            time.sleep(0.2)
+        assert log is not None, "the job never logged a window"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:  # a failed assertion must not leave the job running into the next test
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "resume with: bench run recipe digits_resnet" in err
+    stop = json.loads(log.read_text().splitlines()[-1])
+    assert stop["event"] == "stop"
+    done = _bench("launch", "-n", "2", "--", "run", "recipe", "--resume", str(log.parent),
+                  "--no-progress", "--workers", "0", "--max-steps", str(stop["iteration"] + 4))
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    resumed = [e for e in events if e["event"] == "resume"]
+    assert resumed and resumed[0]["iteration"] == stop["iteration"]
+    assert json.loads((log.parent / "metrics.json").read_text())["iterations"] == \
+        stop["iteration"] + 4
+
+
+def test_dist_kvstore_without_a_launch_is_one_line(tmp_path):
+    result = _bench(*COMMON, "--kvstore", "dist_sync", "--max-steps", "1",
+                    "--out", str(tmp_path), threads=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: kvstore dist_sync")
+    assert "bench launch" in result.stderr and not tmp_path.joinpath("digits_resnet").exists()
+
+
+def test_a_launched_worker_must_use_a_dist_kvstore(tmp_path):
+    result = _bench("launch", "-n", "2", "--", *COMMON, "--max-steps", "1", "--out",
+                    str(tmp_path), timeout=120, threads=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "add --kvstore dist_sync" in result.stderr
+    assert not tmp_path.joinpath("digits_resnet").exists()
+
+
+def test_a_failing_worker_ends_the_job_quickly(tmp_path):
+    start = time.time()
+    result = _bench("launch", "-n", "2", "--", "run", "recipe", "no_such_recipe",
+                    "--kvstore", "dist_sync", timeout=120, threads=False)
+    assert result.returncode == 2 and "unknown recipe 'no_such_recipe'" in result.stderr
+    assert time.time() - start < 60
