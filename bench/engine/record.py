@@ -58,5 +58,6 @@ def metrics_summary(recipe: Recipe, setup, state: dict, stop_reason: str | None)
             "train_time_s": state["train_time"],
             "train_images_per_s": state["images"] / state["train_time"] if state["train_time"] else None,
             "seed": recipe.train.seed, "global_batch": setup.plan.global_batch,
+            "workers": setup.workers,
             "lr": setup.plan.lr, "dtype": setup.dtype, "complete": stop_reason is None,
             "history": state["history"]}

@@ -67,7 +67,7 @@ def start_run(recipe: Recipe, options: RunOptions,
     atomic_write_text(run_dir / "recipe.json", json.dumps(recipe_to_dict(setup.recipe), indent=2))
     run_info = {"plan": dataclasses.asdict(setup.plan), "changes": setup.changes,
                 "options": _options_dict(options), "dtype": setup.dtype,
-                "kvstore": setup.kvstore, **provenance()}
+                "kvstore": setup.kvstore, "workers": setup.workers, **provenance()}
     atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, default=str))
     return _train(run_dir, setup, data, options, checkpoint=None, report=report,
                   cluster=cluster)

@@ -60,6 +60,7 @@ def test_two_workers_train_as_one_process_on_two_devices(tmp_path):
     assert info["plan"]["lr"] == pytest.approx(0.4)  # 0.2 at batch 128, linearly rescaled
     metrics = json.loads((dist_run / "metrics.json").read_text())
     assert metrics["iterations"] == 8 and metrics["num_eval_samples"] == 360
+    assert info["workers"] == metrics["workers"] == 2
     assert dist.stdout.count("run directory:") == 1  # one report, from rank 0
 
 
