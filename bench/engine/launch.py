@@ -3,8 +3,8 @@
 MXNet's own ``tools/launch.py`` fails on Python 3.11 (``Thread.isAlive``), returns 0 even when
 its workers die, and binds the host's public address. This launcher binds loopback, ends the
 whole job as soon as one worker fails (a ``dist_sync`` job would otherwise wait for it forever),
-forwards SIGINT and SIGTERM to the workers so they checkpoint together, and returns the first
-non-zero worker status (0 when all succeed).
+forwards SIGINT and SIGTERM to the workers so they checkpoint together (a second signal kills
+them), and returns the first non-zero worker status (0 when all succeed).
 
 Each process gets the ``DMLC_*`` variables MXNet's kvstore reads; the scheduler and servers are
 ``python -c "import mxnet"`` (importing MXNet with ``DMLC_ROLE`` set to ``server`` or
@@ -65,10 +65,19 @@ def launch(args: Sequence[str], workers: int, servers: int = 1, port: int | None
     helpers = [start(server, "scheduler")] + [start(server, "server") for _ in range(servers)]
     procs = [start([sys.executable, "-m", "bench", *args], "worker") for _ in range(workers)]
 
+    received: list[int] = []
+
     def forward(signum, frame):
+        """The first signal asks the workers to checkpoint and stop; a second one (a job that
+        does not react, e.g. blocked on a dead peer) kills them."""
+        received.append(signum)
+        again = len(received) > 1
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signum)
+                p.kill() if again else p.send_signal(signum)
+        if not again:
+            print(f"bench launch: {signal.Signals(signum).name} passed to the workers, which "
+                  "checkpoint and stop; send it again to kill them", file=sys.stderr)
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     status = 1

@@ -120,3 +120,26 @@ def test_a_failing_worker_ends_the_job_quickly(tmp_path):
                     "--kvstore", "dist_sync", timeout=120, threads=False)
     assert result.returncode == 2 and "unknown recipe 'no_such_recipe'" in result.stderr
     assert time.time() - start < 60
+
+
+def test_a_second_signal_kills_workers_that_do_not_stop(tmp_path, monkeypatch):
+    # Workers that ignore SIGTERM, as a job blocked on a dead peer would: the first signal is
+    # passed on, the second kills them, and the launcher returns at once.
+    import threading
+    from bench.engine import launch
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\ncase \"$*\" in *'import mxnet'*) exec sleep 60;; esac\n"
+                    "trap '' TERM\nsleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(launch.sys, "executable", str(fake))
+    monkeypatch.setattr(launch, "SHUTDOWN_S", 1.0)
+
+    def signal_twice():
+        for _ in range(2):
+            time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=signal_twice, daemon=True).start()
+    start = time.time()
+    status = launch.launch(["run", "recipe", "digits_resnet"], workers=2)
+    assert status == 128 + signal.SIGKILL and time.time() - start < 20
