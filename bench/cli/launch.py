@@ -23,9 +23,9 @@ def launch(workers: int, servers: int, port: int | None, args: tuple[str, ...]) 
 
     The scheduler, the servers and the workers talk over 127.0.0.1. The job ends as soon as
     one worker fails; SIGINT and SIGTERM go to every worker, which checkpoint together (send
-    it twice to kill a job that does not react). The
-    exit status is the first failing worker's (0 when all succeed). For several machines, start
-    the same command under any launcher that sets MXNet's DMLC_* variables.
+    it twice to kill a job that does not react). The exit status is the first failing
+    worker's (0 when all succeed). For several machines, start the same command under any
+    launcher that sets MXNet's DMLC_* variables.
     """
     from bench.engine.launch import launch as run_job
     sys.exit(run_job(list(args), workers, servers, port))
