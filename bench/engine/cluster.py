@@ -9,7 +9,8 @@ other kvstore is a job of one.
 What the loop relies on, and why each matters:
 
 * the global batch is the per-worker batch times the number of workers, so the LR is rescaled
-  for the whole job, and ``trainer.step(global_batch)`` divides the summed gradients by it;
+  for the whole job, and ``trainer.step(global_batch)`` divides the summed gradients by it
+  (Horovod's trainer averages over the workers itself and is given the per-worker batch);
 * every worker runs the same number of steps (``dist_sync`` blocks forever otherwise), so the
   training set is sharded per global batch and a stop (a signal on any worker) is agreed on at
   every step through :meth:`Cluster.allreduce`;

@@ -379,7 +379,7 @@ class _Training:
             loss, wrong, count = self.cluster.allreduce([loss, wrong, count])
         n = max(count, 1)
         if not math.isfinite(loss):
-            last = latest_checkpoint(self.run_dir)
+            last = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
             self.log.write("stop", reason="non-finite loss", iteration=iteration, loss=loss)
             raise BenchError(f"training loss became {loss} by iteration {iteration} "
                              f"(lr {self.lr:g}); nothing was saved after it; last good "
