@@ -143,3 +143,11 @@ def test_a_second_signal_kills_workers_that_do_not_stop(tmp_path, monkeypatch):
     start = time.time()
     status = launch.launch(["run", "recipe", "digits_resnet"], workers=2)
     assert status == 128 + signal.SIGKILL and time.time() - start < 20
+
+
+def test_a_diverging_job_stops_every_worker_with_one_line_each(tmp_path):
+    result = _bench("launch", "-n", "2", "--", *COMMON, "--kvstore", "dist_sync",
+                    "--set", "optim.lr=1e12", "--out", str(tmp_path), timeout=180, threads=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and all("training loss became nan" in e for e in errors)
