@@ -90,6 +90,19 @@ def expected_workers(kvstore: str) -> int:
     return 1
 
 
+def require_horovod():
+    """``horovod.mxnet``, or a one-line error saying how to get it."""
+    try:
+        import horovod.mxnet as hvd
+    except ImportError:
+        raise BenchError("kvstore horovod needs horovod.mxnet (`make test-horovod` builds it; "
+                         "see the Makefile) and a `horovodrun` launch; MXNet 1.9.1's "
+                         "mx.kv.create('horovod') silently gives a single-worker store, so this "
+                         "suite trains through horovod.mxnet.DistributedTrainer; or use kvstore "
+                         "device") from None
+    return hvd
+
+
 def join_cluster(kvstore: str) -> Cluster:
     """Connect to the job's other workers (blocks until all have started) or, for a one-worker
     kvstore, return the trivial cluster."""
@@ -105,13 +118,7 @@ def join_cluster(kvstore: str) -> Cluster:
         kv = mx.kv.create(kvstore)
         return Cluster(kv.rank, kv.num_workers, "dist", kvstore=kv)
     if kvstore == "horovod":
-        try:
-            import horovod.mxnet as hvd
-        except ImportError:
-            raise BenchError("kvstore horovod needs horovod.mxnet (`HOROVOD_WITH_MXNET=1 pip "
-                             "install --no-build-isolation horovod`) and a `horovodrun` launch; "
-                             "MXNet 1.9.1's mx.kv.create('horovod') silently gives a "
-                             "single-worker store, so this suite never uses it") from None
+        hvd = require_horovod()
         hvd.init()
         return Cluster(hvd.rank(), hvd.size(), "horovod", local_rank=hvd.local_rank())
     return Cluster()

@@ -191,14 +191,8 @@ def choose_kvstore(requested: str, num_devices: int, *, on_gpu: bool | None = No
             raise BenchError("kvstore nccl needs GPUs and an MXNet built with NCCL (the GPU "
                              f"wheel, `{GPU_INSTALL}`); on CPU use kvstore device or local")
     if requested == "horovod":
-        try:
-            import horovod.mxnet  # noqa: F401
-        except ImportError:
-            raise BenchError("kvstore horovod needs horovod.mxnet (`HOROVOD_WITH_MXNET=1 pip "
-                             "install horovod`, then launch with horovodrun): MXNet 1.9.1's "
-                             "mx.kv.create('horovod') silently gives a single-worker store, so "
-                             "training goes through horovod.mxnet.DistributedTrainer; or use "
-                             "kvstore device") from None
+        from bench.engine.cluster import require_horovod
+        require_horovod()
         return "horovod"
     if requested.startswith("dist"):
         return requested  # joining the job (bench.engine.cluster) checks the launch
