@@ -179,24 +179,17 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
                          ("rounds", rounds), ("iterations", iterations)):
         if value is not None and value < 1:
             raise BenchError(f"{label} must be at least 1, not {value}")
-    gpu_ids = _parse_gpus(gpus)
+    from bench.engine import devices
+    gpu_ids = devices.parse_gpus(",".join(map(str, gpus)) if isinstance(gpus, (list, tuple))
+                                 else gpus)
     if dtype == "float16" and not gpu_ids:
         raise BenchError("float16 needs a GPU (`--gpus 0`): MXNet's CPU kernels do not "
                          "support it well")
-
+    # The checks `bench run` makes: CPU wheel, missing GPUs, compute capabilities the
+    # mxnet-cu112 wheel has no kernels for.
+    devices.check_gpus(gpu_ids)
     mx = require_mxnet()
-    if gpu_ids:
-        visible = mx.context.num_gpus()
-        if visible == 0:
-            raise BenchError("no GPU visible to MXNet (install mxnet-cu112 instead of the "
-                             "CPU mxnet and check nvidia-smi)")
-        bad = [i for i in gpu_ids if i >= visible]
-        if bad:
-            raise BenchError(f"GPU {bad[0]} does not exist: MXNet sees {visible} "
-                             f"(0..{visible - 1})")
-        contexts = [mx.gpu(i) for i in gpu_ids]
-    else:
-        contexts = [mx.cpu()]
+    contexts = devices.contexts(gpu_ids)
     size = input_size or spec.input_size
     batch = batch_size or default_batch_size(size, len(gpu_ids))
     if batch < len(contexts):
@@ -278,22 +271,6 @@ def _warm_up(runner: _Runner, warmup: int, name: str, size: int) -> None:
         first = re.sub(r"^MXNetError: |\[[\d:]+\] \S+:\d+: (Check failed: )?", "",
                        first.strip())
         raise BenchError(f"{name} failed at a {size}x{size} input: {first}") from None
-
-
-def _parse_gpus(gpus) -> list[int]:
-    if gpus is None or gpus == "":
-        return []
-    if isinstance(gpus, str):
-        try:
-            ids = [int(part) for part in gpus.split(",") if part.strip()]
-        except ValueError:
-            raise BenchError(f"--gpus takes comma-separated GPU numbers like 0,1, not "
-                             f"{gpus!r}") from None
-    else:
-        ids = [int(i) for i in gpus]
-    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
-        raise BenchError(f"--gpus takes distinct non-negative GPU numbers, not {gpus!r}")
-    return ids
 
 
 def _as_list(ctx) -> list:

@@ -60,8 +60,9 @@ def test_compare_without_counterpart():
 
 
 def test_gpus_without_gpu():
-    _assert_quiet_error(run("cifar_resnet20_v1", "--gpus", "0", *TINY), "GPU",
-                           "nvidia-smi")
+    # The same checks as `bench run` (CPU wheel, GPU count, compute capability).
+    _assert_quiet_error(run("cifar_resnet20_v1", "--gpus", "0", *TINY), "CPU wheel", "cu112")
+    _assert_quiet_error(run("cifar_resnet20_v1", "--gpus", "zero", *TINY), "--gpus")
 
 
 def test_float16_on_cpu():
