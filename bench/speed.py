@@ -159,27 +159,12 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
     ``iterations`` per round defaults to as many as take about ``seconds`` (judged from the
     warm-up of our network); with ``compare`` both networks run the same number.
     """
-    from bench.models import get_model, get_spec, list_models
+    from bench.engine import devices
+    from bench.models import get_model, get_spec
 
     spec = get_spec(model)  # unknown names fail first, with close matches
-    if mode not in MODES:
-        raise BenchError(f"unknown mode {mode!r}{did_you_mean(mode, MODES)}; "
-                         f"use {' or '.join(MODES)}")
-    if dtype not in DTYPES:
-        raise BenchError(f"unknown dtype {dtype!r}{did_you_mean(dtype, DTYPES)}; "
-                         f"use {' or '.join(DTYPES)}")
-    if compare is not None and compare not in COMPARE:
-        raise BenchError(f"cannot compare with {compare!r}{did_you_mean(compare, COMPARE)}; "
-                         "only `gluoncv` is supported")
-    if compare == "gluoncv" and not spec.gluoncv:
-        names = [n for n in list_models() if get_spec(n).gluoncv]
-        raise BenchError(f"{spec.name} has no GluonCV counterpart to compare with; "
-                         f"the {len(names)} that do: {_summarize(names)}")
-    for label, value in (("batch size", batch_size), ("input size", input_size),
-                         ("rounds", rounds), ("iterations", iterations)):
-        if value is not None and value < 1:
-            raise BenchError(f"{label} must be at least 1, not {value}")
-    from bench.engine import devices
+    _check_request(spec, mode, dtype, compare, batch_size=batch_size, input_size=input_size,
+                   rounds=rounds, iterations=iterations)
     gpu_ids = devices.parse_gpus(",".join(map(str, gpus)) if isinstance(gpus, (list, tuple))
                                  else gpus)
     if dtype == "float16" and not gpu_ids:
@@ -224,6 +209,38 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
         say(f"round {r + 1}/{rounds}: " + ", ".join(
             f"{_label(k, compare)} {runners[k].results[-1].images_per_sec:.1f} img/s"
             for k in order))
+
+    return _report(spec, runners, mode=mode, batch=batch, dtype=dtype, contexts=contexts,
+                   size=size, warmup=warmup, iterations=iterations, rounds=rounds,
+                   compare=compare, load_before=load_before)
+
+
+def _check_request(spec, mode: str, dtype: str, compare: str | None, **counts) -> None:
+    """One-line errors for what ``benchmark`` cannot do, before anything is built."""
+    from bench.models import get_spec, list_models
+    if mode not in MODES:
+        raise BenchError(f"unknown mode {mode!r}{did_you_mean(mode, MODES)}; "
+                         f"use {' or '.join(MODES)}")
+    if dtype not in DTYPES:
+        raise BenchError(f"unknown dtype {dtype!r}{did_you_mean(dtype, DTYPES)}; "
+                         f"use {' or '.join(DTYPES)}")
+    if compare is not None and compare not in COMPARE:
+        raise BenchError(f"cannot compare with {compare!r}{did_you_mean(compare, COMPARE)}; "
+                         "only `gluoncv` is supported")
+    if compare == "gluoncv" and not spec.gluoncv:
+        names = [n for n in list_models() if get_spec(n).gluoncv]
+        raise BenchError(f"{spec.name} has no GluonCV counterpart to compare with; "
+                         f"the {len(names)} that do: {_summarize(names)}")
+    for key, value in counts.items():
+        if value is not None and value < 1:
+            raise BenchError(f"{key.replace('_', ' ')} must be at least 1, not {value}")
+
+
+def _report(spec, runners: dict, *, mode: str, batch: int, dtype: str, contexts: list,
+            size: int, warmup: int, iterations: int, rounds: int, compare: str | None,
+            load_before) -> dict:
+    """The JSON-ready result: medians, every round, the ratio and the machine's state."""
+    mx = require_mxnet()
 
     def summary(key: str, name: str) -> dict:
         rates = [res.images_per_sec for res in runners[key].results]
