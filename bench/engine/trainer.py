@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import random
 import signal
 import time
 from dataclasses import dataclass, field
@@ -206,6 +207,7 @@ class _Training:
         self.seed = self.recipe.train.seed
         mx.random.seed(self.seed)
         np.random.seed(self.seed)
+        random.seed(self.seed)  # nothing here draws from it; a user hook or library might
         if setup.dtype == "amp":
             from mxnet.contrib import amp
             amp.init()
