@@ -41,20 +41,27 @@ def _runs(out: Path) -> list[Path]:
     return sorted((out / "digits_resnet").iterdir())
 
 
+def assert_trains_as_two_devices(job_out: Path, tmp_path: Path, steps: int = 8) -> Path:
+    """The job in ``job_out`` (``steps`` steps, two workers) left exactly the learnable weights
+    of one process on two CPU contexts; returns the job's (rank 0's only) run directory."""
+    local = _bench(*COMMON, "--cpu-devices", "2", "--kvstore", "device", "--max-steps",
+                   str(steps), "--out", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    [job_run], [local_run] = _runs(job_out), _runs(tmp_path / "local")
+    a, b = _learnable(job_run), _learnable(local_run)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    return job_run
+
+
 def test_two_workers_train_as_one_process_on_two_devices(tmp_path):
     # Each worker's BN sees its half of the batch, as each device's does: the learnable
     # weights must agree exactly (the workers' running statistics are rank 0's alone).
     dist = _bench("launch", "--workers", "2", "--", *COMMON, "--kvstore", "dist_sync",
                   "--max-steps", "8", "--out", str(tmp_path / "dist"))
     assert dist.returncode == 0, dist.stderr
-    local = _bench(*COMMON, "--cpu-devices", "2", "--kvstore", "device", "--max-steps", "8",
-                   "--out", str(tmp_path / "local"))
-    assert local.returncode == 0, local.stderr
-    [dist_run], [local_run] = _runs(tmp_path / "dist"), _runs(tmp_path / "local")  # rank 0 only
-    a, b = _learnable(dist_run), _learnable(local_run)
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    dist_run = assert_trains_as_two_devices(tmp_path / "dist", tmp_path)
     info = json.loads((dist_run / "run.json").read_text())
     assert info["plan"]["global_batch"] == 256 and info["plan"]["devices"] == 2
     assert info["plan"]["lr"] == pytest.approx(0.4)  # 0.2 at batch 128, linearly rescaled
