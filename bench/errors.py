@@ -18,3 +18,12 @@ def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
     if not close:  # "lr_rate" -> "lr": a prefix is close even when the ratio is low
         close = [c for c in choices if c and (word.startswith(c) or c.startswith(word))][:n]
     return f" (did you mean: {', '.join(close)}?)" if close else ""
+
+
+def check_choice(what: str, value: str, choices: Iterable[str]) -> None:
+    """Raise ``unknown <what> 'value' (did you mean: ...?); choose from a, b, c`` unless
+    ``value`` is one of ``choices``."""
+    choices = list(choices)
+    if value not in choices:
+        raise BenchError(f"unknown {what} {value!r}{did_you_mean(value, choices)}; choose from "
+                         f"{', '.join(choices)}")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from bench._mxnet import require_mxnet
-from bench.errors import BenchError, did_you_mean
+from bench.errors import BenchError, check_choice, did_you_mean
 from bench.provenance import cpu_model
 
 MODES = ("infer", "train")
@@ -218,12 +218,8 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
 def _check_request(spec, mode: str, dtype: str, compare: str | None, **counts) -> None:
     """One-line errors for what ``benchmark`` cannot do, before anything is built."""
     from bench.models import get_spec, list_models
-    if mode not in MODES:
-        raise BenchError(f"unknown mode {mode!r}{did_you_mean(mode, MODES)}; "
-                         f"use {' or '.join(MODES)}")
-    if dtype not in DTYPES:
-        raise BenchError(f"unknown dtype {dtype!r}{did_you_mean(dtype, DTYPES)}; "
-                         f"use {' or '.join(DTYPES)}")
+    check_choice("mode", mode, MODES)
+    check_choice("dtype", dtype, DTYPES)
     if compare is not None and compare not in COMPARE:
         raise BenchError(f"cannot compare with {compare!r}{did_you_mean(compare, COMPARE)}; "
                          "only `gluoncv` is supported")

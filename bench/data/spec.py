@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.errors import BenchError, did_you_mean
+from bench.errors import BenchError, check_choice
 
 DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
 AUGMENTS = ("he2015_scale", "inception", "cifar", "none")
@@ -111,6 +111,4 @@ def check_spec(spec: DataSpec) -> None:
 
 
 def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise BenchError(f"unknown data.{name} {value!r}{did_you_mean(value, choices)}; "
-                         f"choose one of {', '.join(choices)}")
+    check_choice(f"data.{name}", value, choices)

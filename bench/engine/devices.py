@@ -16,7 +16,7 @@ import shutil
 import subprocess
 
 from bench._mxnet import require_mxnet
-from bench.errors import BenchError, did_you_mean
+from bench.errors import BenchError, check_choice
 
 # Compute capabilities the mxnet-cu112==1.9.1 wheel carries SASS for; it carries no PTX, so no
 # newer architecture can JIT-compile its kernels. Measured from the wheel's libmxnet.so with
@@ -180,9 +180,7 @@ def choose_kvstore(requested: str, num_devices: int, *, on_gpu: bool | None = No
     ``horovod.mxnet.DistributedTrainer``, since ``mx.kv.create('horovod')`` in MXNet 1.9.1
     silently returns a local single-worker store. ``dist_*`` names are returned as is; the
     engine passes the kvstore object of the job it joined (:mod:`bench.engine.cluster`)."""
-    if requested not in KVSTORES:
-        raise BenchError(f"unknown kvstore {requested!r}{did_you_mean(requested, KVSTORES)}; "
-                         f"choose from {', '.join(KVSTORES)}")
+    check_choice("kvstore", requested, KVSTORES)
     if requested == "nccl":
         if on_gpu is None:
             features = require_mxnet().runtime.Features()

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from bench.errors import BenchError, did_you_mean
+from bench.errors import BenchError, check_choice
 
 KINDS = ("step", "cosine", "poly", "constant")
 UNITS = ("epoch", "iteration")
@@ -107,12 +107,8 @@ def build_schedule(*, kind: str, base_lr: float, epochs: float, iters_per_epoch:
     Milestones given in epochs are rounded to the nearest iteration, so fractional epochs (from
     ``--epochs`` rescaling) are fine. Every inconsistency is a :class:`BenchError` naming the
     offending value, since a silently different schedule is a failed reproduction."""
-    if kind not in KINDS:
-        raise BenchError(f"unknown schedule kind {kind!r}{did_you_mean(kind, KINDS)}; "
-                         f"choose from {', '.join(KINDS)}")
-    if unit not in UNITS:
-        raise BenchError(f"unknown schedule unit {unit!r}{did_you_mean(unit, UNITS)}; "
-                         f"choose from {', '.join(UNITS)}")
+    check_choice("schedule kind", kind, KINDS)
+    check_choice("schedule unit", unit, UNITS)
     _check_finite("base lr", base_lr, low=0.0, strict=True)
     _check_finite("final lr", final_lr, low=0.0)
     _check_finite("warm-up start lr", warmup_start_lr, low=0.0)
