@@ -46,8 +46,8 @@ def eval_command(network, params, data_dir, dataset, protocol, input_size, resiz
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(f"{result['network']} on {dataset} ({result['protocol']}, "
-                   f"{result['num_samples']} images): top-1 error {result['top1_err']:.2f} %, top-5 error "
-                   f"{result['top5_err']:.2f} %")
+                   f"{result['num_samples']} images): top-1 error {result['top1_err']:.2f} %, "
+                   f"top-5 error {result['top5_err']:.2f} %")
     if record_recipe:
         from bench.results import results_dir as resolve
         from bench.results.reeval import reeval_record

@@ -31,7 +31,7 @@ class DataSpec:
     jitter: float = 0.4
     lighting: float = 0.1
     min_area: float = 0.08
-    eval_size: int = 0  # evaluation crop; 0 = input_size (He 2016 tests 320 crops of 224-trained nets)
+    eval_size: int = 0  # evaluation crop; 0 = input_size (He 2016 tests 320 on 224-trained nets)
     eval_resize: int = 0  # evaluation shorter side; 0 = resize
 
 

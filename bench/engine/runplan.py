@@ -46,7 +46,7 @@ class Setup:
     total_iters: int
     changes: list[str] = field(default_factory=list)
     workers: int = 1  # processes of a multi-worker job (dist_sync, horovod), each on ``ctxs``
-    step_batch: int = 0  # trainer.step's batch_size: the images whose gradients it sums
+    step_batch: int = 1  # trainer.step's batch_size: the images whose gradients it sums
 
 
 def apply_options(recipe: Recipe, options: RunOptions) -> tuple[Recipe, list[str]]:
@@ -85,7 +85,7 @@ def prepare(recipe: Recipe, options: RunOptions, train_samples: int | None = Non
         gpus = [gpus[cluster.local_rank % len(gpus)]]  # one GPU per Horovod process
     ctxs = devices.contexts(gpus, options.cpu_devices)
     recipe, changes = apply_options(recipe, options)
-    requested = options.kvstore or recipe.train.kvstore
+    requested = requested_kvstore(recipe, options)
     kvstore = devices.choose_kvstore(requested, len(ctxs), on_gpu=bool(options.gpus))
     workers = cluster.size if cluster is not None else expected_workers(requested)
     plan = plan_for(recipe, len(ctxs) * workers, options.batch_size)

@@ -21,8 +21,8 @@ def recipe_step(net, trainer, loss_fn, x, y, setup, classes: int, dense: bool, m
             lam = targets.mixup_lambda(recipe.train.mixup_alpha, targets.step_rng(seed, it))
             data = lam * data + (1 - lam) * mx.nd.flip(data, axis=0)
             soft = targets.mix_targets(soft, lam)
-    return train_step(net, trainer, loss_fn, data, labels, setup.ctxs,
-                      setup.step_batch or setup.plan.global_batch, setup.dtype, soft)
+    return train_step(net, trainer, loss_fn, data, labels, setup.ctxs, setup.step_batch,
+                      setup.dtype, soft)
 
 
 def train_step(net, trainer, loss_fn, data, labels: np.ndarray, ctxs: list, global_batch: int,
