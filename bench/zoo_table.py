@@ -1,6 +1,6 @@
 """Describe the model zoo: one row per registered network, or one network layer by layer.
 
-Plain functions behind ``bench models``; counts follow :mod:`bench.models.profile` (total
+Plain functions behind ``bench models``; counts follow :mod:`bench.models.counting` (total
 parameters as GluonCV's ``collect_params()`` holds them, multiply-adds of convolutions and
 dense layers per image at the network's own input size).
 """
@@ -40,7 +40,7 @@ TABLE_NOTE = ("params (M): total parameters, BN running mean/var included, as Gl
 
 
 def _profile(name: str, input_size: int):
-    from bench.models.profile import profile  # imports mxnet
+    from bench.models import profile  # imports mxnet
     from bench._mxnet import require_mxnet
 
     mx = require_mxnet()

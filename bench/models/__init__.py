@@ -1,5 +1,5 @@
 """The model zoo: one ResNet family (:mod:`.resnet`), its named variants (:mod:`.registry`),
-counting (:mod:`.profile`) and weight import from GluonCV (:mod:`.gluoncv_import`)."""
+counting (:mod:`.counting`) and weight import from GluonCV (:mod:`.gluoncv_import`)."""
 from bench.models.registry import (ALIASES, ModelSpec, get_model, get_spec, list_models,
                                    model_flags, resolve_name)
 
@@ -10,7 +10,7 @@ __all__ = ["ALIASES", "ModelSpec", "get_model", "get_spec", "list_models", "mode
 def __getattr__(name):
     # profile and from_gluoncv import mxnet (and gluoncv); keep `import bench.models` light.
     if name == "profile":
-        from bench.models.profile import profile
+        from bench.models.counting import profile
         return profile
     if name == "from_gluoncv":
         from bench.models.gluoncv_import import from_gluoncv

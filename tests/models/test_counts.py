@@ -9,7 +9,7 @@ GLUONCV = [n for n in list_models() if get_spec(n).gluoncv]
 
 
 def _profile(net, size):
-    from bench.models.profile import profile
+    from bench.models import profile
     return profile(net, (1, 3, size, size))
 
 
@@ -57,7 +57,7 @@ def test_profile_counts_a_tiny_net_by_hand(mx):
     net.add(nn.Conv2D(4, 3, padding=1, in_channels=2, use_bias=False),
             nn.BatchNorm(in_channels=4), nn.Dense(5, in_units=4 * 8 * 8))
     net.initialize()
-    from bench.models.profile import profile
+    from bench.models import profile
     p = profile(net, (1, 2, 8, 8))
     conv, bn, dense = 4 * 2 * 9, 4 * 4, 4 * 8 * 8 * 5 + 5
     assert p.total_params == conv + bn + dense
@@ -70,3 +70,13 @@ def test_option_a_and_plain_nets_have_fewer_parameters_than_projections():
     a, b, c, plain = (_profile(get_model(n), 224).learnable_params for n in
                       ("resnet34_v1_a", "resnet34_v1", "resnet34_v1_c", "plain34_v1"))
     assert plain == a < b < c
+
+
+def test_profile_is_the_function_after_its_module_was_imported(mx):
+    """`from bench.models import profile` once returned the module of the same name whenever
+    something had imported that module first (the README's example raised TypeError)."""
+    import importlib
+    importlib.import_module("bench.models.counting")
+    from bench.models import profile
+    assert callable(profile) and profile.__name__ == "profile"
+    assert profile(get_model("cifar_resnet20_v1"), (1, 3, 32, 32)).learnable_params > 0

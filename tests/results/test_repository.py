@@ -54,7 +54,7 @@ def test_entry_agrees_with_its_recipe(entry):
 @pytest.mark.parametrize("recipe", ["digits_resnet", "he2015_cifar10_resnet20"])
 def test_stored_counts_match_the_profiler(recipe):
     from bench.models import get_model
-    from bench.models.profile import profile
+    from bench.models import profile
     entry = next(p for p in PUBLISHED if p.recipe == recipe)
     r = load_recipe(recipe)
     args = {"classes": 10, **r.network_args}
