@@ -34,6 +34,9 @@ COLUMNS = {
     "source": "source",
 }
 _NUMERIC = {"depth", "params_m", "gmacs"}
+# What the default table shows in a 100-column terminal (aliases and sources shortened);
+# --wide shows every column in full.
+NARROW = ("name", "params_m", "gmacs", "input", "aliases", "source")
 TABLE_NOTE = ("params (M): total parameters, BN running mean/var included, as GluonCV's "
               "collect_params() counts them; GMACs: convolution + dense multiply-adds for one "
               "image at the input size.")
@@ -91,9 +94,10 @@ def describe(pattern: str = "*") -> list[dict]:
     return rows
 
 
-def render(rows: list[dict], fmt: str = "table") -> str:
-    """``rows`` from :func:`describe` as a GitHub-style table (plus a note on the units), a
-    JSON list of objects, or CSV with a header row. No trailing newline."""
+def render(rows: list[dict], fmt: str = "table", wide: bool = False) -> str:
+    """``rows`` from :func:`describe` as a GitHub-style table (plus a note on the units) that
+    fits a 100-column terminal (``wide``: every column, nothing shortened), a JSON list of
+    objects, or CSV with a header row. No trailing newline."""
     check_choice("format", fmt, FORMATS)
     if fmt == "json":
         return json.dumps(rows, indent=2)
@@ -104,11 +108,13 @@ def render(rows: list[dict], fmt: str = "table") -> str:
         writer.writerows(rows)
         return buf.getvalue().rstrip("\n")
     if fmt == "table":
-        cells = [[_cell(key, row[key]) for key in COLUMNS] for row in rows]
-        table = tabulate(cells, headers=list(COLUMNS.values()), tablefmt="github",
-                         disable_numparse=True,
-                         colalign=["right" if k in _NUMERIC else "left" for k in COLUMNS])
-        return f"{table}\n\n{TABLE_NOTE}"
+        from bench import terminal
+        keys = list(COLUMNS) if wide else list(NARROW)
+        cells = [{key: _cell(key, row[key]) for key in keys} for row in rows]
+        note = TABLE_NOTE if wide else f"{TABLE_NOTE} --wide: every column, in full."
+        return terminal.render(cells, {k: COLUMNS[k] for k in keys},
+                               width=None if wide else terminal.WIDTH,
+                               shrink=("aliases", "source"), right=tuple(_NUMERIC), note=note)
     raise AssertionError(f"format {fmt} is listed but not rendered")
 
 

@@ -34,8 +34,23 @@ def test_list_table():
     assert "resnet50d" in row["aliases"].split(",")
     assert row["params (M)"] == "25.63"
     assert row["input"] == "224x224"
-    assert row["gluoncv"] == "resnet50_v1d"
     assert "total parameters" in result.stdout  # the note saying which count it is
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+
+
+def test_wide_table_has_every_column_in_full():
+    result = run("--wide", "resnet50*")
+    header = _table_row(result.stdout, "name")
+    row = dict(zip(header, _table_row(result.stdout, "resnet50_v1d")))
+    assert row["gluoncv"] == "resnet50_v1d" and row["family"] == "resnet"
+    assert row["aliases"].split(",") == list(get_spec("resnet50_v1d").aliases)
+    assert row["source"] == get_spec("resnet50_v1d").source
+
+
+def test_the_whole_zoo_fits_a_100_column_terminal():
+    lines = run().stdout.splitlines()
+    assert len(lines) > 60 and max(len(line) for line in lines) <= 100
+    assert any(line.endswith("... |") for line in lines)  # sources were shortened, visibly
 
 
 def test_list_json():

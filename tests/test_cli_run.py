@@ -29,14 +29,15 @@ def test_dry_run_reports_the_rescaled_lr_for_a_multi_gpu_recipe():
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["run", "recipe", "digits_resnt"], ["unknown recipe 'digits_resnt'", "digits_resnet"]),
+    (["run", "recipe", "digits_resnt"], ["unknown recipe or network 'digits_resnt'",
+                                          "digits_resnet"]),
     (["run", "recipe", "digits_resnet", "--set", "optim.lr_rate=0.1"], ["did you mean: lr"]),
     (["run", "recipe", "digits_resnet", "--set", "optim.lr=fast"], ["optim.lr must be float"]),
     (["run", "recipe", "digits_resnet", "--set", "bogus"], ["expected key=value"]),
     (["run", "recipe", "digits_resnet", "--gpus", "0"], ["CPU wheel", "cu112"]),
     (["run", "recipe", "digits_resnet", "--gpus", "zero"], ["--gpus"]),
     (["run", "recipe", "he2015_cifar10_resnet20", "--max-steps", "1"], ["--data-dir"]),
-    (["run", "recipe"], ["give a recipe name"]),
+    (["run", "recipe"], ["give a recipe or network name"]),
     (["run", "recipe", "digits_resnet", "--kvstore", "dist_sync"], ["bench launch"]),
     (["run", "recipe", "digits_resnet", "--kvstore", "dist_sync", "--cpu-devices", "2"],
      ["--cpu-devices"]),

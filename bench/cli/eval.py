@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 
-@click.command("eval")
+@click.command("eval", short_help="Evaluate a network's weights on a data set under its protocol.")
 @click.argument("network")
 @click.option("--params", type=click.Path(path_type=Path), required=True,
               help="Weights: a file this suite saved, or a GluonCV .params file.")

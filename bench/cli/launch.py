@@ -7,8 +7,8 @@ import sys
 import click
 
 
-@click.command("launch", context_settings={"ignore_unknown_options": True,
-                                           "allow_interspersed_args": False})
+@click.command("launch", short_help="Run a bench command as the workers of one multi-process job.",
+               context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("-n", "--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Worker processes (each trains on its own --gpus or CPU).")
 @click.option("-s", "--servers", type=click.IntRange(min=1), default=1, show_default=True,

@@ -5,7 +5,8 @@ import json
 
 import click
 
-FORMATS = ("table", "json")
+from bench.recipes.catalog import FORMATS
+
 
 
 class _PatternOrShow(click.Group):
@@ -18,39 +19,50 @@ class _PatternOrShow(click.Group):
 
 
 @click.group("recipes", cls=_PatternOrShow, invoke_without_command=True,
+             short_help="List the recipes (all, or one network's), or show one resolved.",
              subcommand_metavar="[PATTERN] | show NAME")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True)
+@click.option("--wide", is_flag=True, help="Every column in full (the default table fits 100 "
+                                           "columns).")
 @click.pass_context
-def recipes(ctx: click.Context, fmt: str) -> None:
-    """List recipes matching PATTERN (shell-style, e.g. 'bot_*'), with network, data set,
-    protocol, the published error and its source. `bench recipes show NAME` prints one recipe
-    fully resolved (base merged, --set applied)."""
+def recipes(ctx: click.Context, fmt: str, wide: bool) -> None:
+    """List the recipes whose name or network matches PATTERN (shell-style, e.g. 'bot_*'), or
+    the recipes of network PATTERN (e.g. resnet50_v1d, or an alias such as ResNet50_vd), with
+    the published error and its source; the network's default recipe is starred.
+
+    `bench recipes show NAME` prints one recipe fully resolved (base merged, --set applied)."""
     if ctx.invoked_subcommand is None:
-        _echo("*", fmt)
+        _echo("*", fmt, wide)
 
 
 @recipes.command("list", hidden=True)
 @click.argument("pattern", required=False, default="*")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default=None)
+@click.option("--wide", is_flag=True)
 @click.pass_context
-def _list(ctx: click.Context, pattern: str, fmt: str | None) -> None:
-    _echo(pattern, fmt or ctx.parent.params["fmt"])
+def _list(ctx: click.Context, pattern: str, fmt: str | None, wide: bool) -> None:
+    _echo(pattern, fmt or ctx.parent.params["fmt"], wide or ctx.parent.params["wide"])
 
 
-def _echo(pattern: str, fmt: str) -> None:
+def _echo(pattern: str, fmt: str, wide: bool = False) -> None:
     from bench.recipes.catalog import recipe_rows, render_rows
-    click.echo(render_rows(recipe_rows(pattern), fmt))
+    click.echo(render_rows(recipe_rows(pattern), fmt, wide))
 
 
-@recipes.command("show")
+@recipes.command("show", short_help="One recipe fully resolved, as JSON.")
 @click.argument("name")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Apply an override before printing.")
 def show(name: str, overrides: tuple[str, ...]) -> None:
-    """Print recipe NAME with its base merged and overrides applied, as JSON."""
+    """Print recipe NAME with its base merged and overrides applied, as JSON (a network name
+    shows its default recipe)."""
     from bench.recipes import load_recipe, recipe_hash, recipe_to_dict
-    loaded = load_recipe(name, overrides)
+    from bench.recipes.resolve import resolve
+    resolution = resolve(name)
+    if resolution.network:
+        click.echo(resolution.line(), err=True)
+    loaded = load_recipe(resolution.recipe, overrides)
     data = recipe_to_dict(loaded)
     data["hash"] = recipe_hash(loaded)
     click.echo(json.dumps(data, indent=2))

@@ -6,12 +6,12 @@ from pathlib import Path
 import click
 
 
-@click.group("run")
+@click.group("run", short_help="Train a recipe, or a network's default recipe.")
 def run() -> None:
     """Train networks."""
 
 
-@run.command("recipe")
+@run.command("recipe", short_help="Train a recipe, or a network's default recipe.")
 @click.argument("name", required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe value, e.g. --set optim.lr=0.05 (repeatable).")
@@ -41,7 +41,11 @@ def run() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size, kvstore,
            cpu_devices, workers, out, resume, dry_run, no_progress) -> None:
-    """Train recipe NAME (see `bench recipes`) and write a run directory."""
+    """Train recipe NAME and write a run directory.
+
+    NAME is a recipe (`bench recipes`) or a network (`bench models`): a network trains its
+    default recipe, the one behind GluonCV's default weights for it where GluonCV has them, else
+    the paper's (`bench recipes NETWORK` lists its others)."""
     from bench.engine.devices import parse_gpus
     from bench.engine.trainer import RunOptions
     from bench.errors import BenchError
@@ -57,9 +61,15 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
         _finish(resume_run(resume, options, report=_report))
         return
     if not name:
-        raise BenchError("give a recipe name (`bench recipes` lists them) or --resume RUN_DIR")
+        raise BenchError("give a recipe or network name (`bench recipes` lists them) or "
+                         "--resume RUN_DIR")
     from bench.recipes import load_recipe
-    loaded = load_recipe(name, overrides)
+    from bench.recipes.resolve import resolve
+    resolution = resolve(name)
+    loaded = load_recipe(resolution.recipe, overrides)
+    say = click.echo if dry_run else _report
+    if resolution.network:
+        say(resolution.line())
     if dry_run:
         _dry_run(loaded, options)
         return

@@ -8,7 +8,7 @@ import click
 from bench.speed import COMPARE, DTYPES, MODES
 
 
-@click.command("speed")
+@click.command("speed", short_help="Measure a network's images/s, ours next to GluonCV's.")
 @click.argument("model")
 @click.option("--mode", type=click.Choice(MODES), default="infer", show_default=True,
               help="infer: forward in predict mode; train: forward, softmax CE, backward and "

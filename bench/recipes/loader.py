@@ -135,7 +135,8 @@ def recipe_hash(recipe: Recipe) -> str:
     schema (with a default that keeps the old behaviour) leaves every existing hash, and so
     every checkpoint's claim to its recipe, as it was."""
     data = recipe_to_dict(recipe)
-    for key in ("description", "notes", "tags", "reference", "base", "name"):
+    for key in ("description", "notes", "tags", "reference", "base", "name",
+                "default_for_network"):
         data.pop(key, None)
     for section, cls in SECTIONS.items():
         if section in data:  # ([reference] is gone: it has no defaults to construct)
@@ -166,6 +167,10 @@ def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     merged["base"] = child.get("base", "")
+    # A base's claim to be its network's default recipe is its own, not its children's.
+    merged.pop("default_for_network", None)
+    if "default_for_network" in child:
+        merged["default_for_network"] = child["default_for_network"]
     return merged
 
 

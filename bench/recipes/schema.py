@@ -169,12 +169,16 @@ class Recipe:
     notes: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     base: str = ""
+    # Why this recipe is what `bench run recipe NETWORK` trains when its network has several
+    # (e.g. "GluonCV's default ResNet50_v1d weights"); never inherited from a base.
+    default_for_network: str = ""
 
 
 SECTIONS: dict[str, type] = {"data": DataSection, "optim": OptimSection,
                              "schedule": ScheduleSection, "train": TrainSection,
                              "reference": ReferenceSection}
-TOP_LEVEL = ("description", "base", "network", "notes", "tags", "network_args", *SECTIONS)
+TOP_LEVEL = ("description", "base", "network", "notes", "tags", "default_for_network",
+             "network_args", *SECTIONS)
 
 
 def _one_of(key: str, value: Any, choices: tuple[str, ...]) -> None:
