@@ -3,11 +3,15 @@ free-text columns (sources, aliases) with an ellipsis. The full text stays avail
 ``--wide`` and the JSON/CSV formats, which never shorten anything."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 import textwrap
 from typing import Any, Sequence
 
 from tabulate import tabulate
 
+FORMATS = ("table", "json", "csv")  # what the listing commands print
 WIDTH = 100  # columns of the terminal the default tables are made for
 ELLIPSIS = "..."  # ASCII: tabulate counts "…" as two columns when wcwidth is installed
 MIN_TEXT = 8  # a shortened column keeps at least this many characters
@@ -66,3 +70,17 @@ def render(rows: Sequence[dict[str, Any]], headers: dict[str, str], *,
 
 def _widest(text: str) -> int:
     return max((len(line) for line in text.splitlines()), default=0)
+
+
+def render_data(rows: Sequence[dict[str, Any]], fmt: str, fields: Sequence[str]) -> str:
+    """``rows`` as a JSON list of objects or as CSV with a header row of ``fields`` (the
+    machine formats: nothing shortened, no trailing newline)."""
+    if fmt == "json":
+        return json.dumps(list(rows), indent=2)
+    if fmt != "csv":
+        raise ValueError(f"render_data renders json and csv, not {fmt!r}")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().rstrip("\n")

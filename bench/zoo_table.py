@@ -7,18 +7,18 @@ dense layers per image at the network's own input size).
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import io
-import json
 import re
 
 from tabulate import tabulate
 
+from bench import terminal
+from bench.terminal import FORMATS
+
 from bench.errors import BenchError, check_choice, did_you_mean
 from bench.models import ALIASES, get_model, get_spec, list_models, resolve_name
 
-FORMATS = ("table", "json", "csv")
 
 # Row key -> table header; the keys are the JSON / CSV field names, in this order.
 COLUMNS = {
@@ -99,23 +99,14 @@ def render(rows: list[dict], fmt: str = "table", wide: bool = False) -> str:
     fits a 100-column terminal (``wide``: every column, nothing shortened), a JSON list of
     objects, or CSV with a header row. No trailing newline."""
     check_choice("format", fmt, FORMATS)
-    if fmt == "json":
-        return json.dumps(rows, indent=2)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buf.getvalue().rstrip("\n")
-    if fmt == "table":
-        from bench import terminal
-        keys = list(COLUMNS) if wide else list(NARROW)
-        cells = [{key: _cell(key, row[key]) for key in keys} for row in rows]
-        note = TABLE_NOTE if wide else f"{TABLE_NOTE} --wide: every column, in full."
-        return terminal.render(cells, {k: COLUMNS[k] for k in keys},
-                               width=None if wide else terminal.WIDTH,
-                               shrink=("aliases", "source"), right=tuple(_NUMERIC), note=note)
-    raise AssertionError(f"format {fmt} is listed but not rendered")
+    if fmt != "table":
+        return terminal.render_data(rows, fmt, COLUMNS)
+    keys = list(COLUMNS) if wide else list(NARROW)
+    cells = [{key: _cell(key, row[key]) for key in keys} for row in rows]
+    note = TABLE_NOTE if wide else f"{TABLE_NOTE} --wide: every column, in full."
+    return terminal.render(cells, {k: COLUMNS[k] for k in keys},
+                           width=None if wide else terminal.WIDTH,
+                           shrink=("aliases", "source"), right=tuple(_NUMERIC), note=note)
 
 
 def _cell(key: str, value) -> str:

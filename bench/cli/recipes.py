@@ -5,7 +5,7 @@ import json
 
 import click
 
-from bench.recipes.catalog import FORMATS
+from bench.terminal import FORMATS
 
 
 

@@ -1,19 +1,16 @@
 """One row per shipped recipe, for `bench recipes`."""
 from __future__ import annotations
 
-import csv
 import fnmatch
-import io
-import json
 import re
 from typing import Any
 
+from bench import terminal
 from bench.data.spec import protocol_label
 from bench.errors import BenchError, did_you_mean
 from bench.recipes.loader import list_recipes
 from bench.recipes.resolve import default_recipe, recipes_by_network
 
-FORMATS = ("table", "json", "csv")
 # Row key -> table header, in column order; the keys are the JSON / CSV field names.
 COLUMNS = {"recipe": "recipe", "network": "network", "default": "default",
            "dataset": "dataset", "protocol": "protocol", "epochs": "epochs", "batch": "batch",
@@ -62,15 +59,8 @@ def recipe_rows(pattern: str = "*") -> list[dict[str, Any]]:
 
 
 def render_rows(rows: list[dict[str, Any]], fmt: str, wide: bool = False) -> str:
-    if fmt == "json":
-        return json.dumps(rows, indent=2)
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue().rstrip("\n")
-    from bench import terminal
+    if fmt != "table":
+        return terminal.render_data(rows, fmt, COLUMNS)
     keys = list(COLUMNS) if wide else list(NARROW)
     cells = []
     for row in rows:
