@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from bench.data.spec import PROTOCOLS
+
 
 @click.command("eval", short_help="Evaluate a network's weights on a data set under its protocol.")
 @click.argument("network")
@@ -15,7 +17,7 @@ import click
               help="Data set root (or set BENCH_DATA).")
 @click.option("--dataset", type=click.Choice(["imagenet", "cifar10", "cifar100", "digits"]),
               default="imagenet", show_default=True)
-@click.option("--protocol", type=click.Choice(["center", "10crop", "full"]), default=None,
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
               help="Default: center for ImageNet, full image otherwise.")
 @click.option("--input-size", type=click.IntRange(min=1), default=None)
 @click.option("--resize", type=click.IntRange(min=1), default=None,

@@ -83,17 +83,25 @@ def normalize(images: np.ndarray, mean: Sequence[float], std: Sequence[float],
     return (images.astype(np.float32) * np.float32(scale) - m) / s
 
 
-def pad_crop_flip(x: np.ndarray, rng: np.random.Generator, size: int, pad: int,
-                  flip: bool) -> np.ndarray:
-    """He et al. 2015's CIFAR augmentation on a normalised batch: pad ``pad`` zeros on each
-    side (zero = the mean colour after normalisation, as fb.resnet.torch does), take a random
-    ``size`` crop and, when ``flip``, mirror half of the images."""
-    n, c, h, w = x.shape
-    padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype)
-    padded[:, :, pad:pad + h, pad:pad + w] = x
-    ys = rng.integers(0, h + 2 * pad - size + 1, size=n)
-    xs = rng.integers(0, w + 2 * pad - size + 1, size=n)
+def crop_offsets(rng: np.random.Generator, n: int, room: tuple[int, int],
+                 flip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random part of :func:`pad_crop_flip`: top offsets in [0, room[0]], left offsets in
+    [0, room[1]] and mirror flags of ``n`` images, drawn from ``rng`` in that order."""
+    ys = rng.integers(0, room[0] + 1, size=n)
+    xs = rng.integers(0, room[1] + 1, size=n)
     flips = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
+    return ys, xs, flips
+
+
+def pad_crop_flip(x: np.ndarray, rng: np.random.Generator, size: int, pad: int,
+                  flip: bool, mode: str = "constant") -> np.ndarray:
+    """He et al. 2015's CIFAR augmentation: pad ``pad`` pixels on each side (``mode``
+    "constant": zeros, which after normalisation are the mean colour; "reflect": the image
+    mirrored about its edge pixels, which are not repeated), take a random ``size`` crop and,
+    when ``flip``, mirror half of the images. Any dtype: raw uint8 pads with black."""
+    n, c, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode=mode)
+    ys, xs, flips = crop_offsets(rng, n, (h + 2 * pad - size, w + 2 * pad - size), flip)
     out = np.empty((n, c, size, size), dtype=x.dtype)
     for i in range(n):
         crop = padded[i, :, ys[i]:ys[i] + size, xs[i]:xs[i] + size]

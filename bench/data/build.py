@@ -5,7 +5,7 @@ from typing import Any, Iterator, Protocol
 
 from bench.data.imagenet import build_imagenet_eval, build_imagenet_train
 from bench.data.small import build_small_eval, build_small_train
-from bench.data.spec import DataSpec, check_spec
+from bench.data.spec import DataSpec, check_spec, crops
 from bench.errors import BenchError
 
 
@@ -57,8 +57,8 @@ def build_eval(spec: DataSpec, data_dir: str | None, batch_size: int,
     ``batch_size // 10`` samples (at least 1), so a batch is still about ``batch_size`` images."""
     check_spec(spec)
     _check_batch(batch_size)
-    if spec.protocol == "10crop":
-        batch_size = max(1, batch_size // 10)
+    if crops(spec) > 1:
+        batch_size = max(1, batch_size // crops(spec))
     if spec.dataset == "imagenet":
         return build_imagenet_eval(spec, data_dir, batch_size, max(0, num_workers))
     return build_small_eval(spec, data_dir, batch_size)

@@ -10,10 +10,6 @@ from bench.data.locate import CifarFiles
 from bench.errors import BenchError
 
 PIXELS = 3 * 32 * 32
-# Per-channel statistics of each training set on [0, 1] pixels (the exact standard deviation;
-# GluonCV's CIFAR scripts use the often-copied (0.2023, 0.1994, 0.2010) instead, a pure rescale).
-MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
-STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
 CLASSES = {"cifar10": 10, "cifar100": 100}
 
 

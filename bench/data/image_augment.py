@@ -13,7 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from bench.data.spec import DataSpec, eval_sizes
+from bench.data.spec import TEN_CROP_PROTOCOLS, DataSpec, eval_sizes
 
 MEAN = np.array([123.68, 116.779, 103.939], np.float32)
 STD = np.array([58.393, 57.12, 57.375], np.float32)
@@ -105,7 +105,7 @@ def to_tensor(img: np.ndarray) -> np.ndarray:
 
 
 def ten_crop(img: np.ndarray, size: int) -> list[np.ndarray]:
-    """The four corners and the centre, then the same five of the mirrored image."""
+    """The four corners and the centre of ``img``, then their horizontal reflections."""
     h, w = img.shape[:2]
     corners = [img[:size, :size], img[:size, w - size:], img[h - size:, :size],
                img[h - size:, w - size:], center_crop(img, size)]
@@ -116,7 +116,7 @@ def train_transform(spec: DataSpec) -> Transform:
     """The per-image training transform of ``spec.train_augment``."""
     size = spec.input_size
     if spec.train_augment == "none":  # the evaluation's centre crop, at the training size
-        return resized_crops(size, spec.resize, crops=1)
+        return resized_crops(size, spec.resize, "center")
     lo, hi = scale_range(spec)
 
     def inception(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -144,20 +144,25 @@ def train_transform(spec: DataSpec) -> Transform:
     return inception if spec.train_augment == "inception" else he2015
 
 
-def eval_transform(spec: DataSpec, crops: int) -> Transform:
-    """The evaluation's: shorter side to ``eval_resize`` (else ``resize``), then the centre crop
-    or (``crops`` 10) the ten crops of ``eval_size`` (else ``input_size``)."""
-    return resized_crops(*eval_sizes(spec), crops)
+def eval_transform(spec: DataSpec) -> Transform:
+    """The evaluation of ``spec.protocol``: shorter side to ``eval_resize`` (else ``resize``),
+    then crops of ``eval_size`` (else ``input_size``), see :func:`resized_crops`."""
+    return resized_crops(*eval_sizes(spec), spec.protocol)
 
 
-def resized_crops(size: int, resize: int, crops: int) -> Transform:
-    """Shorter side to ``resize``, then the centre ``size`` crop or (``crops`` 10) the ten crops,
-    stacked as (10, C, H, W)."""
+def resized_crops(size: int, resize: int, protocol: str) -> Transform:
+    """Shorter side to ``resize`` (aspect kept), then the centre ``size`` crop ("center"), or
+    the ten crops (stacked as (10, C, H, W)) of that image ("10crop": torchvision's TenCrop,
+    GluonCV) or of its central ``resize`` x ``resize`` square ("10crop_square": AlexNet Sec. 2
+    and 4.1, the "standard 10-crop testing" He et al. 2015 cite)."""
 
     def center(img: np.ndarray, rng=None) -> np.ndarray:
         return to_tensor(center_crop(resize_short(img, resize), size))
 
     def ten(img: np.ndarray, rng=None) -> np.ndarray:
-        return np.stack([to_tensor(c) for c in ten_crop(resize_short(img, resize), size)])
+        img = resize_short(img, resize)
+        if protocol == "10crop_square":
+            img = center_crop(img, resize)
+        return np.stack([to_tensor(c) for c in ten_crop(img, size)])
 
-    return ten if crops == 10 else center
+    return ten if protocol in TEN_CROP_PROTOCOLS else center

@@ -1,8 +1,8 @@
 """ImageNet (or any class-folder image set): pick the reader for the split's format and protocol.
 
 RecordIO goes through ImageRecordIter for training and centre-crop evaluation, and through the
-Python pipeline for ten-crop evaluation (ImageRecordIter cannot make ten crops); class folders
-always go through the Python pipeline.
+Python pipeline for both ten-crop evaluations (ImageRecordIter cannot make ten crops); class
+folders always go through the Python pipeline.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bench.data.images import FolderSource, ImageEval, ImageTrain, RecSource, fo
 from bench.data.locate import imagenet_split
 from bench.data.rec_iter import RecEval, RecTrain
 from bench.data.recordio import check_rec
-from bench.data.spec import DataSpec
+from bench.data.spec import DataSpec, crops
 
 
 def build_imagenet_train(spec: DataSpec, data_dir, batch_size: int, seed: int, workers: int,
@@ -25,12 +25,12 @@ def build_imagenet_train(spec: DataSpec, data_dir, batch_size: int, seed: int, w
 
 def build_imagenet_eval(spec: DataSpec, data_dir, batch_size: int, workers: int):
     split = imagenet_split(spec, data_dir, "val")
-    crops = 10 if spec.protocol == "10crop" else 1
+    views = crops(spec)
     if split.rec is not None:
         index = check_rec(split.rec, split.idx)
-        if crops == 1:
+        if views == 1:
             return RecEval(index, spec, batch_size, workers)
         source = RecSource(index)
     else:
         source = FolderSource(split.folder, folder_classes(split.root))
-    return ImageEval(source, eval_transform(spec, crops), batch_size, workers, crops)
+    return ImageEval(source, eval_transform(spec), batch_size, workers, views)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 
@@ -10,7 +9,9 @@ from bench.data import cifar
 from bench.data.arrays import ArrayEval, ArrayTrain, Prepare, center_crop, normalize, pad_crop_flip
 from bench.data.keys import synthetic_rng
 from bench.data.locate import cifar_files
-from bench.data.spec import DataSpec, eval_sizes, num_classes
+from bench.data.normalize import Normalizer, cifar_normalizer
+from bench.data.spec import (PER_PIXEL_NORMALIZATIONS, TEN_CROP_PROTOCOLS, DataSpec, crops,
+                             eval_sizes, num_classes)
 from bench.errors import BenchError
 
 IMAGENET_MEAN = (123.68, 116.779, 103.939)
@@ -44,14 +45,14 @@ def _synthetic(spec: DataSpec, seed: int, split: int) -> tuple[np.ndarray, np.nd
     return images, rng.integers(0, num_classes(spec), size=n).astype(np.int32)
 
 
-def _base(spec: DataSpec) -> Callable[[np.ndarray], np.ndarray]:
-    """Stored images -> normalised float32."""
+def _base(spec: DataSpec, train_images: np.ndarray | None) -> Normalizer:
+    """Stored images -> normalised float32 (CIFAR: ``data.normalize``, whose per-pixel
+    statistics come from ``train_images``)."""
     if spec.dataset == "digits":
         return lambda x: x.astype(np.float32)  # normalised when loaded
     if spec.dataset == "synthetic":
         return lambda x: normalize(x, IMAGENET_MEAN, IMAGENET_STD, 1.0)
-    mean, std = cifar.MEAN[spec.dataset], cifar.STD[spec.dataset]
-    return lambda x: normalize(x, mean, std, 1.0 / 255)
+    return cifar_normalizer(spec.normalize, spec.dataset, train_images)
 
 
 def _fit(spec: DataSpec, native: int, why: str, size: int | None = None,
@@ -62,20 +63,21 @@ def _fit(spec: DataSpec, native: int, why: str, size: int | None = None,
                          f"({why}): set {key} = {native}")
 
 
-def _train_prepare(spec: DataSpec, native: int) -> Prepare:
-    base = _base(spec)
+def _train_prepare(spec: DataSpec, native: int, base: Normalizer) -> Prepare:
     if spec.train_augment != "cifar" or spec.dataset == "synthetic":
         return lambda x, rng: base(x)
     _fit(spec, native, "random crop")
     # CIFAR: 4 pixels of padding around 32 (He 2015); digits: 1 pixel around 8 and no flip,
     # because a mirrored digit is a different glyph.
-    pad, flip = max(1, native // 8), spec.dataset != "digits"
-    return lambda x, rng: pad_crop_flip(base(x), rng, spec.input_size, pad, flip)
+    pad, flip, size = max(1, native // 8), spec.dataset != "digits", spec.input_size
+    if spec.pad == "zero_raw":  # black border on the stored image, then normalised (GluonCV)
+        return lambda x, rng: base(pad_crop_flip(x, rng, size, pad, flip))
+    mode = "reflect" if spec.pad == "reflect" else "constant"
+    return lambda x, rng: pad_crop_flip(base(x), rng, size, pad, flip, mode)
 
 
-def _eval_prepare(spec: DataSpec, native: int) -> Prepare:
-    base = _base(spec)
-    if spec.dataset == "synthetic" and spec.protocol == "10crop":
+def _eval_prepare(spec: DataSpec, native: int, base: Normalizer) -> Prepare:
+    if spec.dataset == "synthetic" and spec.protocol in TEN_CROP_PROTOCOLS:
         def ten(x, rng):
             x = base(x)
             return np.stack([x] * 5 + [x[..., ::-1]] * 5, axis=1)
@@ -100,16 +102,20 @@ def build_small_train(spec: DataSpec, data_dir, batch_size: int, seed: int,
         images, labels = _synthetic(spec, seed, 0)
     else:
         images, labels = cifar.load_split(spec.dataset, cifar_files(spec, data_dir), train=True)
-    return ArrayTrain(images, labels, batch_size, seed, _train_prepare(spec, _native(spec)),
-                      shard)
+    prepare = _train_prepare(spec, _native(spec), _base(spec, images))
+    return ArrayTrain(images, labels, batch_size, seed, prepare, shard)
 
 
 def build_small_eval(spec: DataSpec, data_dir, batch_size: int) -> ArrayEval:
+    train_images = None
     if spec.dataset == "digits":
         images, labels = digits_split()[2:]
     elif spec.dataset == "synthetic":
         images, labels = _synthetic(spec, SYNTHETIC_EVAL_SEED, 1)
     else:
-        images, labels = cifar.load_split(spec.dataset, cifar_files(spec, data_dir), train=False)
-    crops = 10 if spec.protocol == "10crop" else 1
-    return ArrayEval(images, labels, batch_size, _eval_prepare(spec, _native(spec)), crops)
+        files = cifar_files(spec, data_dir)
+        images, labels = cifar.load_split(spec.dataset, files, train=False)
+        if spec.normalize in PER_PIXEL_NORMALIZATIONS:  # the statistics are the training set's
+            train_images = cifar.load_split(spec.dataset, files, train=True)[0]
+    prepare = _eval_prepare(spec, _native(spec), _base(spec, train_images))
+    return ArrayEval(images, labels, batch_size, prepare, crops(spec))

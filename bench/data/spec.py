@@ -7,8 +7,19 @@ from bench.errors import BenchError, check_choice
 
 DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
 AUGMENTS = ("he2015_scale", "inception", "cifar", "none")
-PROTOCOLS = ("center", "10crop", "full")
+# "10crop": corners + centre of the aspect-kept image resized to shorter side `resize`
+# (torchvision's TenCrop, GluonCV); "10crop_square": of its central resize x resize square
+# (AlexNet Sec. 4.1, the "standard 10-crop testing" He 2015 cites).
+PROTOCOLS = ("center", "10crop", "10crop_square", "full")
+TEN_CROP_PROTOCOLS = ("10crop", "10crop_square")
 FORMATS = ("auto", "rec", "folder")
+# CIFAR input pipelines of the papers' released codes (bench/data/README.md says whose is whose;
+# bench/data/normalize.py holds the statistics). The first value of each is the default.
+NORMALIZATIONS = ("channel_meanstd", "fb_meanstd", "fb_cifar10_meanstd", "gluoncv_cifar10",
+                  "per_pixel_mean", "per_pixel_mean_global_std")
+PER_PIXEL_NORMALIZATIONS = ("per_pixel_mean", "per_pixel_mean_global_std")
+PADS = ("zero_normalized", "zero_raw", "reflect")
+CIFAR_DATASETS = ("cifar10", "cifar100")
 
 _CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "digits": 10, "synthetic": 10}
 # Augmentations that only make sense on large natural images, and those for small arrays.
@@ -33,6 +44,8 @@ class DataSpec:
     min_area: float = 0.08
     eval_size: int = 0  # evaluation crop; 0 = input_size (He 2016 tests 320 on 224-trained nets)
     eval_resize: int = 0  # evaluation shorter side; 0 = resize
+    normalize: str = NORMALIZATIONS[0]  # CIFAR: whose mean/std (see NORMALIZATIONS)
+    pad: str = PADS[0]  # CIFAR 'cifar' augmentation: what the 4-pixel border is filled with
 
 
 # The evaluation most ImageNet numbers use; a protocol label names its sizes only when it differs.
@@ -45,10 +58,16 @@ def eval_sizes(spec) -> tuple[int, int]:
     return spec.eval_size or spec.input_size, spec.eval_resize or spec.resize
 
 
+def crops(spec) -> int:
+    """Views per evaluation sample: 10 for the ten-crop protocols, else 1."""
+    return 10 if spec.protocol in TEN_CROP_PROTOCOLS else 1
+
+
 def protocol_label(spec) -> str:
-    """The protocol part of a published number's key: ``center`` and ``10crop`` mean 224 crops
-    from shorter side 256; other sizes are spelled out (``center 320 from 320``), so a number
-    measured at one size is never compared with one published at another."""
+    """The protocol part of a published number's key: ``center``, ``10crop`` and
+    ``10crop_square`` mean 224 crops from shorter side 256; other sizes are spelled out
+    (``center 320 from 320``), so a number measured at one size or with one ten-crop is never
+    compared with one published at another."""
     if spec.protocol == "full":
         return "full"
     crop, side = eval_sizes(spec)
@@ -75,6 +94,8 @@ def check_spec(spec: DataSpec) -> None:
     _one_of("train_augment", spec.train_augment, AUGMENTS)
     _one_of("protocol", spec.protocol, PROTOCOLS)
     _one_of("data_format", spec.data_format, FORMATS)
+    _one_of("normalize", spec.normalize, NORMALIZATIONS)
+    _one_of("pad", spec.pad, PADS)
     if spec.input_size < 1 or spec.resize < 1 or spec.synthetic_size < 1 or spec.num_classes < 0:
         raise BenchError("data.input_size, data.resize and data.synthetic_size must be positive "
                          "and data.num_classes >= 0")
@@ -86,14 +107,15 @@ def check_spec(spec: DataSpec) -> None:
     if spec.jitter < 0 or spec.lighting < 0:
         raise BenchError("data.jitter and data.lighting must be >= 0")
     if spec.dataset == "synthetic":
-        return  # random tensors: every augmentation and protocol is accepted and ignored
+        return  # random tensors: every augmentation, protocol and pipeline is accepted, ignored
+    _check_cifar_pipeline(spec)
     if spec.dataset == "imagenet":
         if spec.train_augment not in _IMAGE_AUGMENTS:
             raise BenchError(f"train_augment {spec.train_augment!r} is for 32x32 arrays; for "
                              f"ImageNet use one of {', '.join(_IMAGE_AUGMENTS)}")
         if spec.protocol == "full":
             raise BenchError("protocol 'full' evaluates whole small images (CIFAR, digits); "
-                             "for ImageNet use 'center' or '10crop'")
+                             "for ImageNet use 'center', '10crop' or '10crop_square'")
         if spec.resize < spec.input_size:
             raise BenchError(f"data.resize {spec.resize} is smaller than data.input_size "
                              f"{spec.input_size}: the crop would not fit")
@@ -105,9 +127,30 @@ def check_spec(spec: DataSpec) -> None:
     if spec.train_augment not in _ARRAY_AUGMENTS:
         raise BenchError(f"train_augment {spec.train_augment!r} needs ImageNet-sized images; for "
                          f"{spec.dataset} use one of {', '.join(_ARRAY_AUGMENTS)}")
-    if spec.protocol == "10crop":
-        raise BenchError(f"protocol '10crop' is for ImageNet; for {spec.dataset} use 'full' "
-                         "(the whole image) or 'center'")
+    if spec.protocol in TEN_CROP_PROTOCOLS:
+        raise BenchError(f"protocol {spec.protocol!r} is for ImageNet; for {spec.dataset} use "
+                         "'full' (the whole image) or 'center'")
+
+
+def _check_cifar_pipeline(spec: DataSpec) -> None:
+    """The CIFAR normalisations and paddings exist for CIFAR only, padding for its 'cifar'
+    augmentation only, and a border padded before normalising has no per-pixel mean."""
+    if spec.dataset not in CIFAR_DATASETS:
+        for key, value, default in (("normalize", spec.normalize, NORMALIZATIONS[0]),
+                                    ("pad", spec.pad, PADS[0])):
+            if value != default:
+                raise BenchError(f"data.{key} {value!r} is a CIFAR input pipeline; "
+                                 f"{spec.dataset} takes only data.{key} = {default!r} (the "
+                                 "default): remove it from the recipe")
+        return
+    if spec.pad != PADS[0] and spec.train_augment != "cifar":
+        raise BenchError(f"data.pad {spec.pad!r} fills the border of the 'cifar' augmentation, "
+                         f"but train_augment is {spec.train_augment!r}: remove data.pad or use "
+                         "train_augment 'cifar'")
+    if spec.pad == "zero_raw" and spec.normalize in PER_PIXEL_NORMALIZATIONS:
+        raise BenchError(f"data.pad 'zero_raw' pads before normalising, but data.normalize "
+                         f"{spec.normalize!r} has a mean only for the 32x32 image's own pixels: "
+                         "use data.pad 'zero_normalized' or 'reflect'")
 
 
 def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:

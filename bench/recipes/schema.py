@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
-AUGMENTS = ("he2015_scale", "inception", "cifar", "none")
-PROTOCOLS = ("center", "10crop", "full")
+# The data vocabulary is the data layer's (one definition; the readers validate the same names).
+from bench.data.spec import AUGMENTS, DATASETS, FORMATS, NORMALIZATIONS, PADS, PROTOCOLS
+
 DTYPES = ("float32", "float16", "amp")
 OPTIMIZERS = ("sgd", "nag")
 SCHEDULES = ("step", "cosine", "poly", "constant")
@@ -40,12 +40,16 @@ class DataSection:
     synthetic_size: int = 256
     eval_size: int = 0  # evaluation crop; 0 = input_size
     eval_resize: int = 0  # evaluation shorter side; 0 = resize
+    normalize: str = NORMALIZATIONS[0]  # CIFAR input normalisation (bench/data/README.md)
+    pad: str = PADS[0]  # CIFAR: what the 'cifar' augmentation's border is filled with
 
     def __post_init__(self) -> None:
         _one_of("data.dataset", self.dataset, DATASETS)
         _one_of("data.train_augment", self.train_augment, AUGMENTS)
         _one_of("data.protocol", self.protocol, PROTOCOLS)
-        _one_of("data.data_format", self.data_format, ("auto", "rec", "folder"))
+        _one_of("data.data_format", self.data_format, FORMATS)
+        _one_of("data.normalize", self.normalize, NORMALIZATIONS)
+        _one_of("data.pad", self.pad, PADS)
         _positive("data.input_size", self.input_size)
         _positive("data.resize", self.resize)
         _in_range("data.min_area", self.min_area, 0.0, 1.0)

@@ -46,8 +46,9 @@ def cifar_arrays(n: int, classes: int, offset: int = 0) -> tuple[np.ndarray, np.
 
 
 def write_cifar(folder: Path, dataset: str, kind: str, per_batch: int = 3,
-                test: int = 7) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Write a small copy of the official files; returns the train and test arrays."""
+                test: int = 7, seed: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Write a small copy of the official files; returns the train and test arrays. With
+    ``seed`` the pixels are uniform random bytes instead (statistics worth computing)."""
     folder.mkdir(parents=True, exist_ok=True)
     classes = 10 if dataset == "cifar10" else 100
     if dataset == "cifar10":
@@ -57,6 +58,10 @@ def write_cifar(folder: Path, dataset: str, kind: str, per_batch: int = 3,
         train_names, test_names = ["train"], ["test"]
     n_train = per_batch * len(train_names) if dataset == "cifar10" else per_batch * 5
     splits = {"train": cifar_arrays(n_train, classes), "test": cifar_arrays(test, classes, 1000)}
+    if seed is not None:
+        rng = np.random.default_rng(seed)
+        splits = {k: (rng.integers(0, 256, x.shape, dtype=np.uint8), y)
+                  for k, (x, y) in splits.items()}
     for split, names in (("train", train_names), ("test", test_names)):
         images, labels = splits[split]
         for part, name in enumerate(names):

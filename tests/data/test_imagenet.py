@@ -29,7 +29,7 @@ def _collect(batches):
 
 def _val_truth(folders):
     """Centre crops and labels of val/ computed file by file: class i = i-th sorted folder."""
-    transform = eval_transform(spec(), crops=1)
+    transform = eval_transform(spec())
     source = FolderSource(folders / "val")
     images = np.stack([transform(source.load(i)[0]) for i in range(len(source))])
     paths = [p.split("/")[-2] for p in source.paths]
@@ -59,7 +59,7 @@ def test_eval_at_its_own_crop_and_resize(fmt, image_folders, packed):
     x, _ = _collect(build_eval(own, str(data_dir), 4).batches())
     assert x.shape == (10, 3, 44, 44)
     source = FolderSource(image_folders / "val")
-    first = eval_transform(spec(input_size=44, resize=48), crops=1)(source.load(0)[0])
+    first = eval_transform(spec(input_size=44, resize=48))(source.load(0)[0])
     np.testing.assert_allclose(x[0], first, atol=1e-4)
     x_train, _ = _collect(build_train(own, str(data_dir), 4, 0, 0).epoch(0))
     assert x_train.shape[1:] == (3, 32, 32)  # training keeps input_size
@@ -113,7 +113,7 @@ def test_train_batches_have_the_right_labels(fmt, augment, image_folders, packed
     if augment == "none":
         # Each training sample is the centre crop of one training file of its label's class.
         source = FolderSource(image_folders / "train")
-        transform = eval_transform(spec(), crops=1)
+        transform = eval_transform(spec())
         files = np.stack([transform(source.load(i)[0]) for i in range(len(source))])
         for image, label in zip(x, y):
             nearest = np.abs(files - image).reshape(len(files), -1).max(axis=1).argmin()

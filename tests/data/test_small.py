@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bench.data import DataSpec, build_eval, build_train, in_channels, num_classes, resolve_data_dir
-from bench.data import cifar
+from bench.data.normalize import MEAN, STD
 from tests.data.helpers import write_cifar
 
 DIGITS = DataSpec("digits", "none", input_size=8, protocol="full")
@@ -21,8 +21,8 @@ def _cifar_spec(dataset="cifar10", augment="cifar", protocol="full"):
 
 
 def _denormalize(x: np.ndarray, dataset: str) -> np.ndarray:
-    mean = np.array(cifar.MEAN[dataset], np.float32)[:, None, None]
-    std = np.array(cifar.STD[dataset], np.float32)[:, None, None]
+    mean = np.array(MEAN[dataset], np.float32)[:, None, None]
+    std = np.array(STD[dataset], np.float32)[:, None, None]
     return (x * std + mean) * 255
 
 
