@@ -33,32 +33,17 @@ def effective_dtype(recipe: Recipe, on_gpu: bool) -> tuple[str, list[str]]:
     return recipe.train.dtype, []
 
 
-def initializer(name: str):
-    """The weight initialiser a recipe's ``train.init`` names. BN gammas still start at 1 and
-    betas, biases at 0 (MXNet initialisers dispatch on the parameter name).
-
-    ``"msra"``: ``mx.init.MSRAPrelu()``, what GluonCV's ``train_imagenet.py`` uses: He et al.'s
-    zero-mean Gaussian, variance 2 / (1 + 0.25^2) over the mean of fan-in and fan-out (its
-    default PReLU slope 0.25); ``"xavier"``:
-    ``mx.init.Xavier()``, uniform in +-sqrt(6 / (fan_in + fan_out)) (Bag of Tricks Sec. 2.1,
-    GluonCV's CIFAR scripts)."""
-    mx = require_mxnet()
-    if name == "xavier":
-        return mx.init.Xavier()
-    if name == "msra":
-        return mx.init.MSRAPrelu()
-    raise ValueError(f"unknown train.init {name!r}")
-
-
 def build_net(recipe: Recipe, classes: int, in_channels: int, ctxs: list, dtype: str):
-    """The recipe's network with the recipe's initialiser (parameters that carry their own, such
-    as a zero-initialised last BN gamma, keep it)."""
+    """The recipe's network, initialised as its source did (:mod:`bench.engine.init`: the
+    ``train.init`` / ``init_fc`` / ``init_bn_gamma`` of the recipe; parameters that carry their
+    own initialiser, such as a zero-initialised last BN gamma, keep it)."""
+    from bench.engine.init import initialize
     from bench.models import get_model
     args = {"classes": classes, **recipe.network_args}
     if in_channels != 3:
         args.setdefault("in_channels", in_channels)
     net = get_model(recipe.network, **args)
-    net.initialize(initializer(recipe.train.init), ctx=ctxs)
+    initialize(net, recipe.train, ctxs)
     if dtype == "float16":
         net.cast("float16")
     return net

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, did_you_mean
-from bench.recipes.schema import SECTIONS, TOP_LEVEL, Recipe
+from bench.recipes.schema import INIT_RENAMED, SECTIONS, TOP_LEVEL, Recipe
 
 
 def recipes_dir() -> Path:
@@ -123,7 +123,14 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
 
 
 def recipe_from_dict(data: dict[str, Any], where: str = "recipe.json") -> Recipe:
+    """The inverse of :func:`recipe_to_dict`. A run directory's recipe.json written before the
+    initialisers were renamed says ``init = "msra"`` / ``"xavier"``; those meant exactly
+    ``msra_prelu`` / ``xavier_uniform``, so they are read as such and ``--resume`` still works
+    (recipe files and ``--set`` refuse the old names)."""
     data = dict(data)
+    train = data.get("train")
+    if isinstance(train, dict) and train.get("init") in INIT_RENAMED:
+        data["train"] = {**train, "init": INIT_RENAMED[train["init"]][0]}
     name = data.pop("name", "recipe")
     return build_recipe(name, data, where)
 
@@ -142,6 +149,12 @@ def recipe_hash(recipe: Recipe) -> str:
         if section in data:  # ([reference] is gone: it has no defaults to construct)
             defaults = json.loads(json.dumps(dataclasses.asdict(cls())))
             data[section] = {k: v for k, v in data[section].items() if defaults.get(k) != v}
+    # A renamed initialiser hashes under its old spelling: the rename changed no training, so
+    # checkpoints and records of the old name keep matching.
+    old_name = {new: old for old, (new, _) in INIT_RENAMED.items()}
+    train = data.get("train", {})
+    if train.get("init") in old_name:
+        train["init"] = old_name[train["init"]]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

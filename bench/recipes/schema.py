@@ -20,7 +20,6 @@ from bench.data.spec import AUGMENTS, DATASETS, FORMATS, NORMALIZATIONS, PADS, P
 DTYPES = ("float32", "float16", "amp")
 OPTIMIZERS = ("sgd", "nag")
 SCHEDULES = ("step", "cosine", "poly", "constant")
-INITS = ("msra", "xavier")
 KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "horovod")
 
 
@@ -108,6 +107,19 @@ class ScheduleSection:
             raise ValueError("schedule.warmup_until_error needs schedule.warmup_lr")
 
 
+# Initialisers, named by what they draw (bench.engine.init builds them): train.init for the conv
+# weights (and the classifier's, unless train.init_fc says otherwise), train.init_fc for the
+# classifier, train.init_bn_gamma for BN's gamma.
+INITS = ("he_fan_in", "he_fan_out", "msra_prelu", "xavier_uniform")
+INIT_FCS = ("same", "torch_linear", "torch_linear_zero_bias")
+INIT_BN_GAMMAS = ("one", "uniform")
+# Old spellings of train.init, refused with a pointer: old -> (new name, what it draws).
+INIT_RENAMED = {
+    "msra": ("msra_prelu", "mx.init.MSRAPrelu(), N(0, 2/(1+0.25^2) / mean(fan_in, fan_out))"),
+    "xavier": ("xavier_uniform", "mx.init.Xavier(), U(+-sqrt(6/(fan_in+fan_out)))"),
+}
+
+
 @dataclass(frozen=True)
 class TrainSection:
     """Regularisation, precision, devices and bookkeeping."""
@@ -116,7 +128,9 @@ class TrainSection:
     mixup_alpha: float = 0.0
     mixup_off_epochs: int = 0  # GluonCV: no mixup in the last N epochs
     dtype: str = "float32"
-    init: str = "msra"  # He et al. 2015 init (GluonCV ImageNet scripts); "xavier": BoT, GluonCV CIFAR
+    init: str = "msra_prelu"  # conv weights (see INITS); GluonCV train_imagenet.py's MSRAPrelu()
+    init_fc: str = "same"  # classifier: "same" as init, or Torch7's nn.Linear default (INIT_FCS)
+    init_bn_gamma: str = "one"  # BN gamma 1, or "uniform" U(0, 1) as Torch7's BN reset()
     devices: int = 1  # the reference hardware's device count (GPUs)
     kvstore: str = "device"
     seed: int = 0
@@ -129,7 +143,13 @@ class TrainSection:
         _in_range("train.label_smoothing", self.label_smoothing, 0.0, 1.0)
         _in_range("train.mixup_alpha", self.mixup_alpha, 0.0, 100.0)
         _one_of("train.dtype", self.dtype, DTYPES)
+        if self.init in INIT_RENAMED:
+            new, meaning = INIT_RENAMED[self.init]
+            raise ValueError(f"train.init = {self.init!r} is the old name of {new!r} ({meaning}); "
+                             f"write train.init = \"{new}\" or choose from {', '.join(INITS)}")
         _one_of("train.init", self.init, INITS)
+        _one_of("train.init_fc", self.init_fc, INIT_FCS)
+        _one_of("train.init_bn_gamma", self.init_bn_gamma, INIT_BN_GAMMAS)
         _one_of("train.kvstore", self.kvstore, KVSTORES)
         for key in ("devices", "log_interval", "checkpoint_every", "eval_every",
                     "keep_checkpoints"):

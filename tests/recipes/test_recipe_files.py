@@ -18,8 +18,9 @@ NAMES = list_recipes()
 # Pairs of recipes that train identically on purpose: one recipe, two publications.
 SAME_TRAINING: set[frozenset[str]] = set(
     # Bag of Tricks Table 6's "+ label smoothing" and "+ mixup" rows are GluonCV's
-    # resnet50_v1d(-mixup).sh recipes, except that the paper initialises with Xavier and
-    # train_imagenet.py with MSRA, so the recipes differ in train.init and no pair is listed.
+    # resnet50_v1d(-mixup).sh recipes, except that the paper initialises with Xavier
+    # (xavier_uniform) and train_imagenet.py with MSRAPrelu (msra_prelu), so the recipes differ
+    # in train.init and no pair is listed.
 )
 
 
