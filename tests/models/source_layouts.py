@@ -202,7 +202,7 @@ SOURCE_LAYOUTS: dict[str, SourceLayout] = {
         "first unit has none", offset=128),
     **{f"WRN-{d}-{k}": SourceLayout(
         "szagoruyko/wide-residual-networks@ae6d0d0 pytorch/resnet.py resnet(depth, width) "
-        f"(n = (depth - 4) / 6 units per group; Zagoruyko & Komodakis 2016 Table 1)",
+        "(n = (depth - 4) / 6 units per group; Zagoruyko & Komodakis 2016 Table 1)",
         ((d - 4) // 6,) * 3, count,
         f"computed with torch 2.14.1 from that file: resnet({d}, {k}, 10), parameters with "
         "requires_grad (its set_requires_grad_except_bn_)", classes=10)
