@@ -139,12 +139,51 @@ def _network_counts(network: str, dataset: str) -> tuple[float, float]:
     return _COUNTS[network, dataset]
 
 
+# Two 10-crop protocols (bench.data): "10crop_square" is AlexNet's (Krizhevsky et al. 2012
+# Sec. 2 and 4.1: shorter side to 256, the central 256x256 square, then its four corners and
+# centre at 224 and their mirrors); "10crop" is torchvision's TenCrop, the corners and centre of
+# the aspect-kept image with shorter side 256. Which one each 10-crop row used, by recipe code
+# and source (the first regex that matches the source); the note is added where the source does
+# not spell out the crops and the label comes from elsewhere (its code, or the paper it copies):
+# - HE15-IN, He et al. 2015 Tables 2 and 3: Sec. 3.4 "the standard 10-crop testing [21]" cites
+#   AlexNet -> 10crop_square. (Its Table 4 rows are multi-scale fully convolutional: above.)
+# - HE15-IN, KaimingHe/deep-residual-networks README: "10 224x224 crops from resized image with
+#   shorter side=256, the same as those in the paper"; no test code released -> the paper's
+#   10crop_square.
+# - FB-IN, fb.resnet.torch pretrained/README.md: "10-crop" only; its code (datasets/imagenet.lua
+#   val: Scale(256) then TenCrop(224); datasets/transforms.lua TenCrop crops the scaled,
+#   aspect-kept image) -> 10crop.
+# A 10-crop row of any other source stops the build until someone reads how it cropped.
+TEN_CROP = (
+    ("HE15-IN", r"^He et al\. 2015", "10crop_square", ""),
+    ("HE15-IN", r"^KaimingHe/deep-residual-networks@", "10crop_square",
+     "10-crop as in the paper: the README says only '10 224x224 crops from resized image with "
+     "shorter side=256, the same as those in the paper' and ships no test code, so these are "
+     "He 2015's AlexNet-style crops of the central 256x256 square (our reading)."),
+    ("FB-IN", r"^facebookarchive/fb\.resnet\.torch@", "10crop",
+     "10-crop as its code does it: the README says only '10-crop'; facebookarchive/"
+     "fb.resnet.torch@985e569 datasets/imagenet.lua (val: Scale(256), then TenCrop(224) from "
+     "datasets/transforms.lua) takes the corners and centre of the aspect-kept image."),
+)
+TEN_CROP_TEXT = r"10-crop|10 x 224"
+
+
+def ten_crop_for(code: str, source: str) -> tuple[str, str]:
+    """The 10-crop protocol a row's source used, and a note when that is our reading."""
+    for row_code, pattern, label, note in TEN_CROP:
+        if code == row_code and re.search(pattern, source):
+            return label, note
+    raise SystemExit(f"10-crop row of {code!r} ({source}): add to TEN_CROP which 10-crop its "
+                     "source used (10crop_square = AlexNet's central square, 10crop = the "
+                     "aspect-kept image's)")
+
+
 # The reference notes' protocol texts -> the protocol part of a key, first match wins. The
 # labels agree with bench.data.spec.protocol_label ("center" = 224 from shorter side 256), so a
 # run's record meets the published row of the protocol it was really evaluated with.
 PROTOCOLS = (
     (r"multi-scale", "multi-scale (fully convolutional)"),
-    (r"10-crop|10 x 224", "10crop"),
+    (TEN_CROP_TEXT, None),  # which 10-crop: ten_crop_for
     (r"320x320 \(from shorter side 320\)", "center 320 from 320"),
     (r"232|236|0\.95|bicubic|mean of \d+ seeds", None),  # other pipelines: spelled out below
     # fb.resnet.torch's "single 224x224 center crop" is Scale(256) + CenterCrop(224) in its code.
@@ -155,15 +194,19 @@ PROTOCOLS = (
 )
 
 
-def protocol_for(dataset: str, text: str) -> str:
+def protocol_for(dataset: str, text: str, code: str, source: str) -> tuple[str, str]:
+    """The protocol label for a row's protocol text, and a note saying where a label that the
+    text does not state came from."""
     if dataset != "imagenet":
-        return "full"
+        return "full", ""
     for pattern, label in PROTOCOLS:
         if re.search(pattern, text.lower()):
+            if pattern == TEN_CROP_TEXT:
+                return ten_crop_for(code, source)
             if label:
-                return label
+                return label, ""
             break
-    return "other: " + re.sub(r"\s+", " ", text).strip()
+    return "other: " + re.sub(r"\s+", " ", text).strip(), ""
 
 
 def split_augmentation(protocol: str) -> tuple[str, str]:
@@ -191,12 +234,13 @@ def external_entries(shared: Path, covered: set[tuple]) -> tuple[list[dict], lis
             left_out.add(row["model"])
             continue
         measured, augmentation = split_augmentation(row["protocol"])
-        protocol = protocol_for(dataset, measured)
+        protocol, protocol_note = protocol_for(dataset, measured, code, row["source"])
         key = (network, f"{code} / {row['model']}{augmentation}", dataset, protocol)
+        note = "; ".join(n for n in (row.get("note", ""), protocol_note) if n)
         entry = merged.setdefault(key, {
             "network": network, "recipe": key[1], "dataset": dataset, "protocol": protocol,
             "tolerance": 0.5, "verified": row["verified"], "source": row["source"],
-            "recipe_code": code, "note": row.get("note", "")})
+            "recipe_code": code, "note": note})
         entry[top] = value
         entry["verified"] = entry["verified"] and row["verified"]
     out = []

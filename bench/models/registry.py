@@ -2,10 +2,14 @@
 
 GluonCV's names are canonical where GluonCV has the network; names GluonCV lacks follow its
 pattern (``resnet200_v1d``, ``cifar_resnet32_v1_a``). A suffix ``_a`` / ``_c`` names He 2015's
-shortcut option, ``_sd`` stochastic depth, ``cifar_wrn*`` Zagoruyko & Komodakis's own WRN
-layout (GluonCV's ``cifar_wideresnet*`` adds an input BN and a stem BN). Every row names its
-source; ``gluoncv`` names the GluonCV model that must match it exactly (same parameter count,
-same outputs after :func:`bench.models.from_gluoncv`).
+shortcut option, ``_sd`` stochastic depth, ``_timm`` timm's layout where a name's usual source
+(``resnet200_v1d``: PaddleClas) splits the stages differently, ``cifar_wrn*`` Zagoruyko &
+Komodakis's own WRN layout (GluonCV's ``cifar_wideresnet*`` adds an input BN and a stem BN).
+Every row names its source; ``gluoncv`` names the GluonCV model that must match it exactly
+(same parameter count, same outputs after :func:`bench.models.from_gluoncv`). An alias is
+another scheme's name for a network with the same stages and parameter count (or a stated
+difference, such as GluonCV's 1x1 biases): tests/models/source_layouts.py holds the sources'
+numbers.
 """
 from __future__ import annotations
 
@@ -99,6 +103,9 @@ def _build_registry() -> None:
     _imagenet("resnet200_v1d", 200, "PaddleClas ResNet200_vd (ppcls/arch/backbone/legendary_models"
               "/resnet.py: depth 200 = [3, 12, 48, 3])", layers=(3, 12, 48, 3),
               stride_on="3x3", shortcut="D", **deep32)
+    _imagenet("resnet200_v1d_timm", 200, "timm resnet200d (timm/models/resnet.py: layers "
+              "(3, 24, 36, 3), He 2016's ResNet-200 split; deep stem 32, avg-pool shortcut)",
+              layers=(3, 24, 36, 3), stride_on="3x3", shortcut="D", **deep32)
     _imagenet("resnet200_v2", 200, f"{HE2016} Table 5 (layers [3, 24, 36, 3] as fb.resnet.torch)",
               layers=(3, 24, 36, 3), preact=True, stride_on="3x3")
     for d, option in ((18, "a"), (34, "a"), (34, "c")):
@@ -156,7 +163,7 @@ ALIASES: dict[str, str] = {
     # timm (timm/models/resnet.py): resnet50 is v1b; c = deep stem; d = deep stem + avg down
     **{f"resnet{d}": f"resnet{d}_v1b" for d in (18, 34, 50, 101, 152)},
     **{f"resnet{d}{s}": f"resnet{d}_v1{s}" for d in (50, 101, 152) for s in ("c", "d")},
-    "resnet200d": "resnet200_v1d",
+    "resnet200d": "resnet200_v1d_timm",
     # torchvision (torchvision/models/resnet.py): stride on the 3x3, as v1b
     **{f"torchvision.resnet{d}": f"resnet{d}_v1b" for d in (18, 34, 50, 101, 152)},
     # mmpretrain (mmpretrain/models/backbones/resnet.py): ResNetV1c / ResNetV1d configs
@@ -164,7 +171,7 @@ ALIASES: dict[str, str] = {
     **{f"resnetv1d{d}": f"resnet{d}_v1d" for d in (50, 101, 152)},
     # PaddleClas (ppcls/arch/backbone/legendary_models/resnet.py)
     **{f"ResNet{d}": f"resnet{d}_v1b" for d in (18, 34, 50, 101, 152)},
-    **{f"ResNet{d}_vc": f"resnet{d}_v1c" for d in (50, 101, 152)},
+    "ResNet50_vc": "resnet50_v1c",  # ppcls/arch/backbone/model_zoo/resnet_vc.py: 50 only
     **{f"ResNet{d}_vd": f"resnet{d}_v1d" for d in (50, 101, 152, 200)},
     # NVIDIA DeepLearningExamples: "ResNet-50 v1.5" moves the stride to the 3x3
     "resnet50_v1.5": "resnet50_v1b",
