@@ -41,7 +41,7 @@ def _toml_value(value) -> str:
 
 def _counts(recipe) -> tuple[float, float]:
     from bench.models import get_model
-    from bench.models.profile import profile
+    from bench.models import profile
     args = {"classes": CLASSES[recipe.data.dataset], **recipe.network_args}
     channels = args.get("in_channels", 3)
     size = recipe.data.input_size
@@ -132,7 +132,7 @@ def _network_counts(network: str, dataset: str) -> tuple[float, float]:
     """Parameters (M) and GMACs at the network's own input size (224 ImageNet, 32 CIFAR)."""
     if (network, dataset) not in _COUNTS:
         from bench.models import get_model, get_spec
-        from bench.models.profile import profile
+        from bench.models import profile
         size = get_spec(network).input_size
         p = profile(get_model(network, classes=CLASSES[dataset]), (1, 3, size, size))
         _COUNTS[network, dataset] = (round(p.learnable_params / 1e6, 3), round(p.macs / 1e9, 4))

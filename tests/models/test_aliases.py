@@ -13,7 +13,7 @@ from tests.models.source_layouts import (SOURCE_LAYOUTS, fb_preresnet_params,
 
 
 def _our_layout(alias: str) -> tuple[tuple[int, ...], int, int]:
-    from bench.models.profile import profile
+    from bench.models import profile
     name = ALIASES[alias]
     net = get_model(name)
     stages = tuple(len(block) for block in net.features if block.prefix.startswith(
