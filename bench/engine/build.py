@@ -50,14 +50,19 @@ def initializer(name: str):
     raise ValueError(f"unknown train.init {name!r}")
 
 
-def build_net(recipe: Recipe, classes: int, in_channels: int, ctxs: list, dtype: str):
-    """The recipe's network with the recipe's initialiser (parameters that carry their own, such
-    as a zero-initialised last BN gamma, keep it)."""
+def network(recipe: Recipe, classes: int, in_channels: int):
+    """The recipe's network, not yet initialised (the memory estimate profiles it as is)."""
     from bench.models import get_model
     args = {"classes": classes, **recipe.network_args}
     if in_channels != 3:
         args.setdefault("in_channels", in_channels)
-    net = get_model(recipe.network, **args)
+    return get_model(recipe.network, **args)
+
+
+def build_net(recipe: Recipe, classes: int, in_channels: int, ctxs: list, dtype: str):
+    """The recipe's network with the recipe's initialiser (parameters that carry their own, such
+    as a zero-initialised last BN gamma, keep it)."""
+    net = network(recipe, classes, in_channels)
     net.initialize(initializer(recipe.train.init), ctx=ctxs)
     if dtype == "float16":
         net.cast("float16")
@@ -114,6 +119,6 @@ def build_lr(recipe: Recipe, plan: Plan, iters_per_epoch: int, epochs: int) -> t
         kind=s.kind, base_lr=plan.lr, epochs=epochs, iters_per_epoch=iters_per_epoch,
         milestones=plan.milestones, unit=s.unit, factor=s.factor, power=s.power,
         final_lr=s.final_lr, warmup_epochs=s.warmup_epochs, warmup_start_lr=s.warmup_start_lr,
-        total_iters=plan.iterations or None)
+        total_iters=plan.iterations or None, reset_momentum=s.reset_momentum)
     gate = ErrorGatedWarmup(plan.warmup_lr, s.warmup_until_error) if s.warmup_until_error else None
     return schedule, gate
