@@ -1,6 +1,7 @@
 """Turn a recipe and a plan into the objects the loop uses: network, trainer, loss, schedule."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,14 @@ class Parts:
     gate: ErrorGatedWarmup | None
     dtype: str
     changes: list[str]
+
+
+def data_spec(recipe: Recipe):
+    """The data layer's spec of a recipe: its [data] table plus the class count it overrides
+    (the recipe layer validates what users write, DataSpec is what the readers take)."""
+    from bench.data.spec import DataSpec
+    return DataSpec(**dataclasses.asdict(recipe.data),
+                    num_classes=int(recipe.network_args.get("classes", 0)))
 
 
 def effective_dtype(recipe: Recipe, on_gpu: bool) -> tuple[str, list[str]]:
