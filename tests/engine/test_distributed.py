@@ -132,7 +132,7 @@ def test_a_failing_worker_ends_the_job_quickly(tmp_path):
     start = time.time()
     result = _bench("launch", "-n", "2", "--", "run", "recipe", "no_such_recipe",
                     "--kvstore", "dist_sync", timeout=120, threads=False)
-    assert result.returncode == 2 and "unknown recipe 'no_such_recipe'" in result.stderr
+    assert result.returncode == 2 and "unknown recipe or network 'no_such_recipe'" in result.stderr
     assert time.time() - start < 60
 
 
