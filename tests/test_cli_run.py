@@ -22,10 +22,37 @@ def test_every_recipe_dry_runs(name):
     assert "schedule:" in result.stdout and "lr " in result.stdout
 
 
-def test_dry_run_reports_the_rescaled_lr_for_a_multi_gpu_recipe():
+def test_dry_run_keeps_the_global_batch_of_a_two_gpu_recipe_on_one_device():
+    # He 2015 CIFAR: 2 GPUs x 64 is one batch of 128 at lr 0.1 for 64k iterations; ResNet-20's
+    # estimate (0.3 GiB at 128 images) fits in the RAM of any machine that runs this suite.
     result = _invoke("run", "recipe", "he2015_cifar10_resnet20", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "batch 128 (1 x 128); lr 0.1 (recipe: 0.1 at batch 128)" in result.stdout
+    assert "= 64000 iterations" in result.stdout and "linear scaling" not in result.stdout
+    assert ("changed: recipe is for 2 device(s) x 64 images; running its global batch 128 as "
+            "1 device(s) x 128: an estimated") in result.stdout
+
+
+def test_dry_run_rescales_the_lr_when_the_global_batch_does_not_fit(monkeypatch):
+    from bench.engine import memory
+    monkeypatch.setattr(memory, "machine_ram", lambda: 256 * 2 ** 20)  # 0.25 GiB
+    result = _invoke("run", "recipe", "he2015_cifar10_resnet20", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "more than 90% of this machine's RAM (256 MiB)" in result.stdout
     assert "changed: global batch 128 -> 64: lr 0.1 -> 0.05 (linear scaling rule)" in result.stdout
     assert "iteration budget 64000 -> 128000" in result.stdout
+
+
+def test_dry_run_of_resnet200_shows_the_appendix_schedule():
+    # He et al. 2016, Appendix: lr 0.1 (no warm-up), /10 at 30 and 60 epochs, batch 256.
+    result = _invoke("run", "recipe", "he2016_imagenet_resnet200", "--dry-run",
+                     "--batch-size", "256")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "batch 256 (1 x 256); lr 0.1 (recipe: 0.1 at batch 256)" in out
+    assert "90 epochs x 5004 iterations" in out and "schedule: warm-up" not in out
+    assert "x0.1 at epoch 30 (iteration 150120): lr 0.01" in out
+    assert "x0.1 at epoch 60 (iteration 300240): lr 0.001" in out
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -107,6 +134,7 @@ def test_a_run_prints_what_it_rescaled(tmp_path):
     result = _invoke("run", "recipe", "digits_resnet", "--batch-size", "64", "--max-steps", "1",
                      "--no-progress", "--workers", "0", "--out", str(tmp_path))
     assert result.exit_code == 0, result.stderr
+    assert "changed: --batch-size 64: 1 device(s) x 64 images" in result.stderr
     assert "changed: global batch 128 -> 64: lr 0.2 -> 0.1 (linear scaling rule)" in result.stderr
 
 

@@ -24,8 +24,8 @@ def run() -> None:
               help="Stop after this many optimizer steps in total (checkpointed; resumable).")
 @click.option("--seed", type=int, default=None, help="Seed (default: the recipe's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Global batch; default keeps the recipe's per-device batch. The LR follows "
-                   "linearly.")
+              help="Global batch; default: the recipe's when it fits the devices, else its "
+                   "per-device batch. The LR follows linearly.")
 @click.option("--kvstore", default=None, help="device, local, nccl, dist_sync, horovod ...")
 @click.option("--cpu-devices", type=click.IntRange(min=1), default=1, show_default=True,
               help="Without --gpus: split each batch over this many CPU contexts (exercises "

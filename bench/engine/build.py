@@ -1,6 +1,7 @@
 """Turn a recipe and a plan into the objects the loop uses: network, trainer, loss, schedule."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,14 @@ class Parts:
     changes: list[str]
 
 
+def data_spec(recipe: Recipe):
+    """The data layer's spec of a recipe: its [data] table plus the class count it overrides
+    (the recipe layer validates what users write, DataSpec is what the readers take)."""
+    from bench.data.spec import DataSpec
+    return DataSpec(**dataclasses.asdict(recipe.data),
+                    num_classes=int(recipe.network_args.get("classes", 0)))
+
+
 def effective_dtype(recipe: Recipe, on_gpu: bool) -> tuple[str, list[str]]:
     """fp16 and AMP need CUDA kernels; on CPU the run falls back to fp32 and says so."""
     if recipe.train.dtype != "float32" and not on_gpu:
@@ -33,16 +42,21 @@ def effective_dtype(recipe: Recipe, on_gpu: bool) -> tuple[str, list[str]]:
     return recipe.train.dtype, []
 
 
+def network(recipe: Recipe, classes: int, in_channels: int):
+    """The recipe's network, not yet initialised (the memory estimate profiles it as is)."""
+    from bench.models import get_model
+    args = {"classes": classes, **recipe.network_args}
+    if in_channels != 3:
+        args.setdefault("in_channels", in_channels)
+    return get_model(recipe.network, **args)
+
+
 def build_net(recipe: Recipe, classes: int, in_channels: int, ctxs: list, dtype: str):
     """The recipe's network, initialised as its source did (:mod:`bench.engine.init`: the
     ``train.init`` / ``init_fc`` / ``init_bn_gamma`` of the recipe; parameters that carry their
     own initialiser, such as a zero-initialised last BN gamma, keep it)."""
     from bench.engine.init import initialize
-    from bench.models import get_model
-    args = {"classes": classes, **recipe.network_args}
-    if in_channels != 3:
-        args.setdefault("in_channels", in_channels)
-    net = get_model(recipe.network, **args)
+    net = network(recipe, classes, in_channels)
     initialize(net, recipe.train, ctxs)
     if dtype == "float16":
         net.cast("float16")
@@ -99,6 +113,6 @@ def build_lr(recipe: Recipe, plan: Plan, iters_per_epoch: int, epochs: int) -> t
         kind=s.kind, base_lr=plan.lr, epochs=epochs, iters_per_epoch=iters_per_epoch,
         milestones=plan.milestones, unit=s.unit, factor=s.factor, power=s.power,
         final_lr=s.final_lr, warmup_epochs=s.warmup_epochs, warmup_start_lr=s.warmup_start_lr,
-        total_iters=plan.iterations or None)
+        total_iters=plan.iterations or None, reset_momentum=s.reset_momentum)
     gate = ErrorGatedWarmup(plan.warmup_lr, s.warmup_until_error) if s.warmup_until_error else None
     return schedule, gate

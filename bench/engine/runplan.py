@@ -1,5 +1,6 @@
 """What a run will do on this machine, decided before the first step (and printed by
-``--dry-run``): devices, global batch, rescaled LR, kvstore, precision and schedule length."""
+``--dry-run``): devices, global batch (the recipe's when it fits, :mod:`bench.recipes.scaling`),
+rescaled LR, kvstore, precision and schedule length."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,9 +11,9 @@ from pathlib import Path
 
 from bench.data.spec import protocol_label
 from bench.errors import BenchError
-from bench.engine import build, devices
+from bench.engine import build, devices, memory
 from bench.engine.cluster import Cluster, expected_workers, is_multi_worker
-from bench.recipes import Plan, Recipe, plan_for
+from bench.recipes import DeviceMemory, Plan, Recipe, fit_to_check, plan_for
 
 
 @dataclass
@@ -25,7 +26,7 @@ class RunOptions:
     epochs: int | None = None  # shortens/lengthens the schedule proportionally
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps in total
     seed: int | None = None
-    batch_size: int | None = None  # global batch; default keeps the recipe's per-device batch
+    batch_size: int | None = None  # global batch; default: the recipe's when it fits
     kvstore: str | None = None
     out: Path = Path("runs")
     workers: int = 2
@@ -88,11 +89,13 @@ def prepare(recipe: Recipe, options: RunOptions, train_samples: int | None = Non
     requested = requested_kvstore(recipe, options)
     kvstore = devices.choose_kvstore(requested, len(ctxs), on_gpu=bool(options.gpus))
     workers = cluster.size if cluster is not None else expected_workers(requested)
-    plan = plan_for(recipe, len(ctxs) * workers, options.batch_size)
+    dtype, dtype_changes = build.effective_dtype(recipe, bool(options.gpus))
+    # Workers count as devices for the batch split: each takes an equal share.
+    plan = plan_for(recipe, len(ctxs) * workers, options.batch_size,
+                    _memory(recipe, options, gpus, len(ctxs), workers, dtype, cluster))
     changes += list(plan.changes)
     if workers > 1:
         changes.append(f"{workers} workers x {len(ctxs)} device(s) each ({requested})")
-    dtype, dtype_changes = build.effective_dtype(recipe, bool(options.gpus))
     changes += dtype_changes
     if train_samples is None:
         train_samples = _known_train_size(recipe)
@@ -107,6 +110,17 @@ def prepare(recipe: Recipe, options: RunOptions, train_samples: int | None = Non
     step_batch = plan.global_batch // workers if requested == "horovod" else plan.global_batch
     return Setup(recipe, plan, ctxs, dtype, kvstore, iters_per_epoch, epochs, total, changes,
                  workers, step_batch)
+
+
+def _memory(recipe: Recipe, options: RunOptions, gpus: list[int], contexts: int, workers: int,
+            dtype: str, cluster: Cluster | None) -> DeviceMemory | None:
+    """Memory facts when the batch rule needs them (the recipe's global batch would put more
+    images on each device than the recipe's own), else None; agreed on by every worker."""
+    if fit_to_check(recipe.optim.batch_size, recipe.train.devices, contexts * workers,
+                    options.batch_size) is None:
+        return None
+    facts = memory.device_memory(recipe, dtype, gpus, contexts, workers)
+    return memory.agree(facts, cluster) if cluster is not None else facts
 
 
 def requested_kvstore(recipe: Recipe, options: RunOptions) -> str:

@@ -12,7 +12,11 @@ Conventions (GluonCV's ``LRSequential`` of a linear warm-up and a main ``LRSched
   they reach ``final_lr`` exactly at ``total_iters``;
 * step milestones are absolute iterations counted from the start of training (GluonCV subtracts
   the warm-up epochs from ``lr_decay_epoch`` before handing them to the sequenced scheduler, which
-  adds them back), and the LR is multiplied by ``factor`` from the milestone iteration on.
+  adds them back), and the LR is multiplied by ``factor`` from the milestone iteration on;
+* ``reset_momentum`` (WRN's ``train.lua``, which gives the optimizer a fresh state at every LR
+  drop) zeroes the momentum right before the step at each milestone iteration. Being a function
+  of the iteration too, a run resumed after a milestone does not reset again and one resumed
+  before it does.
 
 No MXNet here: the trainer calls ``trainer.set_learning_rate(schedule(it))`` before every step.
 """
@@ -43,6 +47,11 @@ class Schedule:
     final_lr: float = 0.0  # cosine/poly end value
     warmup_iters: int = 0  # linear warm-up; cosine/poly decay over total - warmup (GluonCV)
     warmup_start_lr: float = 0.0
+    reset_momentum: bool = False  # zero the momentum before the step at each milestone
+
+    def resets_momentum(self, it: int) -> bool:
+        """Whether the momentum is zeroed right before step ``it`` (a milestone)."""
+        return self.reset_momentum and it in self.milestones
 
     def __call__(self, it: int) -> float:
         if it < 0:
@@ -87,8 +96,9 @@ class Schedule:
             lines.append(f"constant {self.base_lr:g} until {when(self.total_iters)}")
         elif self.kind == "step":
             lines.append(f"lr {self.base_lr:g} from {when(self.warmup_iters)}")
+            reset = ", momentum reset to 0" if self.reset_momentum else ""
             for m in self.milestones:
-                lines.append(f"x{self.factor:g} at {when(m)}: lr {self(m):g}")
+                lines.append(f"x{self.factor:g} at {when(m)}: lr {self(m):g}{reset}")
             lines.append(f"end at {when(self.total_iters)}")
         else:
             what = "cosine" if self.kind == "cosine" else f"poly (power {self.power:g})"
@@ -100,7 +110,8 @@ class Schedule:
 def build_schedule(*, kind: str, base_lr: float, epochs: float, iters_per_epoch: int,
                    milestones: Sequence[float] = (), unit: str = "epoch", factor: float = 0.1,
                    power: float = 2.0, final_lr: float = 0.0, warmup_epochs: float = 0.0,
-                   warmup_start_lr: float = 0.0, total_iters: int | None = None) -> Schedule:
+                   warmup_start_lr: float = 0.0, total_iters: int | None = None,
+                   reset_momentum: bool = False) -> Schedule:
     """A :class:`Schedule` in iterations from a recipe's epochs (or iteration budget).
 
     ``total_iters`` (an iteration budget, He 2015 CIFAR) overrides ``epochs * iters_per_epoch``.
@@ -133,9 +144,13 @@ def build_schedule(*, kind: str, base_lr: float, epochs: float, iters_per_epoch:
         raise BenchError(f"schedule: warm-up of {warmup_epochs:g} epochs ({warmup} iterations) "
                          f"is not shorter than the whole schedule ({total} iterations)")
     its = _milestone_iterations(kind, milestones, unit, iters_per_epoch, total, warmup)
+    if reset_momentum and not its:
+        raise BenchError("schedule: reset_momentum zeroes the momentum at each LR drop, and "
+                         f"this {kind!r} schedule has no milestones: add them or drop it")
     return Schedule(base_lr=float(base_lr), total_iters=total, kind=kind, milestones=its,
                     factor=float(factor), power=float(power), final_lr=float(final_lr),
-                    warmup_iters=warmup, warmup_start_lr=float(warmup_start_lr))
+                    warmup_iters=warmup, warmup_start_lr=float(warmup_start_lr),
+                    reset_momentum=bool(reset_momentum))
 
 
 def _milestone_iterations(kind: str, milestones: Sequence[float], unit: str,

@@ -7,8 +7,10 @@ versions, hardware), ``log.jsonl``, ``checkpoints/`` and, at the end, ``metrics.
 
 Determinism across a resume: the data order and augmentation are functions of (seed, epoch,
 batch), MXNet's generator is reseeded from (seed, iteration) before every step (MXNet has no way
-to save its RNG state), mixup draws from a generator keyed the same way, and checkpoints carry the
-optimizer state. So N steps straight and N/2 + resume + N/2 give the same parameters on CPU.
+to save its RNG state), mixup draws from a generator keyed the same way, checkpoints carry the
+optimizer state, and a momentum reset (``schedule.reset_momentum``) happens right before the step
+at a milestone iteration, resumed or not. So N steps straight and N/2 + resume + N/2 give the same
+parameters on CPU.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from bench.engine.checkpoint import (atomic_write_text, latest_checkpoint, load_
                                      save_checkpoint)
 from bench.engine.cluster import Cluster, join_cluster
 from bench.engine.jsonlog import JsonLog, NullLog, Progress
+from bench.engine.momentum import reset_momentum
 from bench.engine.record import metrics_summary, write_result
 from bench.engine.runplan import RunOptions, Setup, describe, prepare, requested_kvstore
 from bench.engine.step import recipe_step, step_seed, to_nd, train_step
@@ -273,6 +276,9 @@ class _Training:
                     break
                 self.lr = self.gate.lr(self.schedule, it) if self.gate else self.schedule(it)
                 self.trainer.set_learning_rate(self.lr)
+                if self.schedule.resets_momentum(it):  # before this step, also after a resume
+                    self.log.write("momentum_reset", iteration=it,
+                                   buffers=reset_momentum(self.trainer))
                 mx.random.seed(step_seed(self.seed, it))
                 loss_sum, wrong = recipe_step(self.net, self.trainer, self.loss_fn, x, y, setup,
                                               self.classes, self.dense, mixup_on, self.seed, it)

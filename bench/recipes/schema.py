@@ -80,7 +80,9 @@ class OptimSection:
 @dataclass(frozen=True)
 class ScheduleSection:
     """LR schedule. ``milestones`` are in ``unit`` (epochs or iterations); ``iterations`` > 0
-    makes the run length iteration-based (He 2015 CIFAR: 64k iterations)."""
+    makes the run length iteration-based (He 2015 CIFAR: 64k iterations). ``reset_momentum``
+    zeroes the optimizer's momentum at every step milestone, as WRN's ``train.lua`` does by
+    starting a fresh optimizer state at each LR drop."""
 
     kind: str = "step"
     epochs: int = 90
@@ -94,6 +96,7 @@ class ScheduleSection:
     warmup_start_lr: float = 0.0
     warmup_until_error: float = 0.0  # He 2015 ResNet-110: lr warmup_lr until train error < this
     warmup_lr: float = 0.0
+    reset_momentum: bool = False  # zero the momentum buffers at every milestone (WRN train.lua)
 
     def __post_init__(self) -> None:
         _one_of("schedule.kind", self.kind, SCHEDULES)
@@ -105,6 +108,9 @@ class ScheduleSection:
             raise ValueError("schedule.milestones must be increasing")
         if self.warmup_until_error and not self.warmup_lr:
             raise ValueError("schedule.warmup_until_error needs schedule.warmup_lr")
+        if self.reset_momentum and (self.kind != "step" or not self.milestones):
+            raise ValueError("schedule.reset_momentum zeroes the momentum at each LR drop: it "
+                             "needs schedule.kind = 'step' with schedule.milestones")
 
 
 # Initialisers, named by what they draw (bench.engine.init builds them): train.init for the conv

@@ -41,10 +41,12 @@ def _runs(out: Path) -> list[Path]:
     return sorted((out / "digits_resnet").iterdir())
 
 
-def assert_trains_as_two_devices(job_out: Path, tmp_path: Path, steps: int = 8) -> Path:
-    """The job in ``job_out`` (``steps`` steps, two workers) left exactly the learnable weights
-    of one process on two CPU contexts; returns the job's (rank 0's only) run directory."""
-    local = _bench(*COMMON, "--cpu-devices", "2", "--kvstore", "device", "--max-steps",
+def assert_trains_as_two_devices(job_out: Path, tmp_path: Path, steps: int = 8,
+                                 extra: tuple[str, ...] = ()) -> Path:
+    """The job in ``job_out`` (``steps`` steps, two workers, ``extra`` arguments) left exactly
+    the learnable weights of one process on two CPU contexts; returns the job's (rank 0's only)
+    run directory."""
+    local = _bench(*COMMON, *extra, "--cpu-devices", "2", "--kvstore", "device", "--max-steps",
                    str(steps), "--out", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr
     [job_run], [local_run] = _runs(job_out), _runs(tmp_path / "local")
@@ -58,13 +60,18 @@ def assert_trains_as_two_devices(job_out: Path, tmp_path: Path, steps: int = 8) 
 def test_two_workers_train_as_one_process_on_two_devices(tmp_path):
     # Each worker's BN sees its half of the batch, as each device's does: the learnable
     # weights must agree exactly (the workers' running statistics are rank 0's alone).
-    dist = _bench("launch", "--workers", "2", "--", *COMMON, "--kvstore", "dist_sync",
+    # As if the recipe were for 4 devices x 32: its batch of 128 on the job's 2 workers puts 64
+    # on each, so the workers check the memory and agree on it before the first step.
+    four = ("--set", "train.devices=4")
+    dist = _bench("launch", "--workers", "2", "--", *COMMON, *four, "--kvstore", "dist_sync",
                   "--max-steps", "8", "--out", str(tmp_path / "dist"))
     assert dist.returncode == 0, dist.stderr
-    dist_run = assert_trains_as_two_devices(tmp_path / "dist", tmp_path)
+    dist_run = assert_trains_as_two_devices(tmp_path / "dist", tmp_path, extra=four)
     info = json.loads((dist_run / "run.json").read_text())
-    assert info["plan"]["global_batch"] == 256 and info["plan"]["devices"] == 2
-    assert info["plan"]["lr"] == pytest.approx(0.4)  # 0.2 at batch 128, linearly rescaled
+    assert info["plan"]["global_batch"] == 128 and info["plan"]["devices"] == 2
+    assert info["plan"]["lr"] == pytest.approx(0.2)  # the recipe's batch kept: lr as is
+    assert any("running its global batch 128 as 2 device(s) x 64" in c
+               and "(the smallest of the 2 workers')" in c for c in info["changes"])
     metrics = json.loads((dist_run / "metrics.json").read_text())
     assert metrics["iterations"] == 8 and metrics["num_eval_samples"] == 360
     assert info["workers"] == metrics["workers"] == 2
@@ -125,7 +132,7 @@ def test_a_failing_worker_ends_the_job_quickly(tmp_path):
     start = time.time()
     result = _bench("launch", "-n", "2", "--", "run", "recipe", "no_such_recipe",
                     "--kvstore", "dist_sync", timeout=120, threads=False)
-    assert result.returncode == 2 and "unknown recipe 'no_such_recipe'" in result.stderr
+    assert result.returncode == 2 and "unknown recipe or network 'no_such_recipe'" in result.stderr
     assert time.time() - start < 60
 
 

@@ -109,7 +109,10 @@ def test_two_cpu_contexts_run_the_multi_device_path(tmp_path):
     run_dir = start_run(load_recipe("digits_resnet"),
                         _options(tmp_path, cpu_devices=2, max_steps=3, kvstore="device"))
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["plan"]["devices"] == 2 and info["plan"]["per_device_batch"] == 128
+    # The recipe's batch of 128 on 1 device is kept: 2 x 64, at the recipe's lr.
+    assert info["plan"]["devices"] == 2 and info["plan"]["per_device_batch"] == 64
+    assert info["plan"]["global_batch"] == 128 and info["plan"]["lr"] == 0.2
+    assert any("running its global batch 128 as 2 device(s) x 64" in c for c in info["changes"])
     assert json.loads((run_dir / "metrics.json").read_text())["iterations"] == 3
 
 

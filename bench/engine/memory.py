@@ -1,0 +1,95 @@
+"""The memory facts behind the batch rule (:func:`bench.recipes.scaling.choose_batch`): how
+much one device has, and how much one training image and the model's fixed state take.
+
+* per image: :func:`bench.models.profile`'s activation memory, every operator's forward output
+  for one image at the run's dtype (an upper bound of what training keeps: on this suite's CPU,
+  CIFAR ResNet-110 at batch 16 and 128 measured 8.4 MiB of peak RSS per extra image against the
+  estimate's 14.1 MiB);
+* fixed: 16 bytes per learnable parameter (weights, gradients, momentum and one more copy: the
+  kvstore's merge buffer or the fp32 master weights), our choice;
+* a device's capacity: on GPU the free memory MXNet reports (``mx.context.gpu_memory_info``,
+  the smallest over the GPUs used), else unknown; on CPU this machine's physical RAM, shared
+  by the CPU contexts and by the workers of a multi-worker job (which may all run here).
+
+In a multi-worker job every worker must run the same batch, so the capacity used is the
+smallest any worker reports (:func:`agree`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Sequence
+
+from bench._mxnet import require_mxnet
+from bench.engine import build
+from bench.engine.cluster import Cluster
+from bench.recipes import DeviceMemory, Recipe
+
+BYTES_PER_PARAMETER = 16  # fp32 weights, gradients, momentum, one more copy (our choice)
+_CACHE: dict[tuple, tuple[int, int]] = {}
+
+
+def machine_ram() -> int | None:
+    """Physical RAM in bytes (not what is free now: the plan should not change with the load)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def gpu_free_memory(gpus: Sequence[int]) -> int | None:
+    """The smallest free memory over ``gpus`` in bytes, or None when MXNet cannot tell."""
+    mx = require_mxnet()
+    try:
+        return min(int(mx.context.gpu_memory_info(g)[0]) for g in gpus)
+    except (AttributeError, RuntimeError, ValueError):  # MXNetError is a RuntimeError
+        return None
+
+
+def training_bytes(recipe: Recipe, dtype: str) -> tuple[int, int]:
+    """(bytes per training image, fixed bytes) of ``recipe``'s network at ``dtype``."""
+    from bench.data.spec import in_channels, num_classes
+    from bench.models import profile
+    spec = build.data_spec(recipe)
+    classes, channels = num_classes(spec), in_channels(spec)
+    size, dtype_bytes = spec.input_size, 2 if dtype == "float16" else 4
+    key = (recipe.network, json.dumps(recipe.network_args, sort_keys=True), classes, channels,
+           size, dtype_bytes)
+    if key not in _CACHE:
+        counts = profile(build.network(recipe, classes, channels), (1, channels, size, size),
+                         dtype_bytes=dtype_bytes)
+        _CACHE[key] = (counts.activation_bytes, counts.learnable_params * BYTES_PER_PARAMETER)
+    return _CACHE[key]
+
+
+def device_memory(recipe: Recipe, dtype: str, gpus: Sequence[int], contexts: int,
+                  workers: int = 1) -> DeviceMemory:
+    """The facts for one device of this run: ``contexts`` devices in this process, ``workers``
+    processes in the job."""
+    per_image, fixed = training_bytes(recipe, dtype)
+    if gpus:
+        listed = ", ".join(str(g) for g in gpus)
+        what = (f"GPU {listed}'s free memory" if len(gpus) == 1
+                else f"the smallest free memory of GPUs {listed}")
+        return DeviceMemory(gpu_free_memory(gpus), per_image, fixed, what)
+    ram, shares = machine_ram(), contexts * workers
+    what = "this machine's RAM" if shares == 1 else (
+        f"a 1/{shares} share of this machine's RAM ({contexts} CPU context(s) x {workers} "
+        "worker(s))")
+    return DeviceMemory(None if ram is None else ram // shares, per_image, fixed, what)
+
+
+def agree(memory: DeviceMemory, cluster: Cluster) -> DeviceMemory:
+    """The smallest capacity over the job's workers (unknown if any worker's is), so that every
+    worker takes the same decision. A collective call: every worker must make it."""
+    if cluster.size <= 1:
+        return memory
+    mine = -1.0 if memory.capacity is None else float(memory.capacity // 2 ** 20)  # MiB: fp32-exact
+    values = [0.0] * cluster.size
+    values[cluster.rank] = mine
+    reported = cluster.allreduce(values)
+    what = f"{memory.what} (the smallest of the {cluster.size} workers')"
+    if min(reported) < 0:
+        return dataclasses.replace(memory, capacity=None, what=what)
+    return dataclasses.replace(memory, capacity=int(min(reported)) * 2 ** 20, what=what)
