@@ -65,6 +65,9 @@ def test_dry_run_of_resnet200_shows_the_appendix_schedule():
     (["run", "recipe", "digits_resnet", "--gpus", "zero"], ["--gpus"]),
     (["run", "recipe", "he2015_cifar10_resnet20", "--max-steps", "1"], ["--data-dir"]),
     (["run", "recipe"], ["give a recipe or network name"]),
+    (["run", "recipe", "digits_resnet", "--workers", "0"], ["--loader-workers 0", "bench launch"]),
+    (["eval", "resnet50_v1d", "--params", "x.params", "--workers", "4"],
+     ["--loader-workers 4"]),
     (["run", "recipe", "digits_resnet", "--kvstore", "dist_sync"], ["bench launch"]),
     (["run", "recipe", "digits_resnet", "--kvstore", "dist_sync", "--cpu-devices", "2"],
      ["--cpu-devices"]),
@@ -98,7 +101,7 @@ def test_recipes_lists_and_shows():
 def test_resume_from_a_corrupt_checkpoint_is_refused(tmp_path):
     runs = tmp_path / "runs"
     first = _invoke("run", "recipe", "digits_resnet", "--max-steps", "2", "--no-progress",
-                    "--workers", "0", "--out", str(runs))
+                    "--loader-workers", "0", "--out", str(runs))
     assert first.exit_code == 0, first.stderr
     run_dir = next((runs / "digits_resnet").iterdir())
     params = sorted(run_dir.rglob("*.params"))
@@ -108,7 +111,7 @@ def test_resume_from_a_corrupt_checkpoint_is_refused(tmp_path):
     damaged[len(damaged) // 2] ^= 0xFF
     params[0].write_bytes(bytes(damaged))
     before[params[0]] = bytes(damaged)
-    result = _invoke("run", "recipe", "--resume", str(run_dir), "--no-progress", "--workers", "0")
+    result = _invoke("run", "recipe", "--resume", str(run_dir), "--no-progress", "--loader-workers", "0")
     assert_one_line_error(result, "corrupt")
     after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "log.jsonl"}
     assert after == {p: b for p, b in before.items() if p.name != "log.jsonl"}
@@ -121,7 +124,7 @@ def test_resume_of_a_directory_that_is_not_a_run(tmp_path):
 def test_a_diverging_run_stops_with_one_line_and_keeps_nothing_bad(tmp_path):
     runs = tmp_path / "runs"
     result = _invoke("run", "recipe", "digits_resnet", "--set", "optim.lr=1e12", "--no-progress",
-                     "--workers", "0", "--out", str(runs))
+                     "--loader-workers", "0", "--out", str(runs))
     assert result.exit_code == 2
     error = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
     assert len(error) == 1 and "training loss became nan" in error[0]
@@ -132,7 +135,7 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_nothing_bad(tmp_path):
 
 def test_a_run_prints_what_it_rescaled(tmp_path):
     result = _invoke("run", "recipe", "digits_resnet", "--batch-size", "64", "--max-steps", "1",
-                     "--no-progress", "--workers", "0", "--out", str(tmp_path))
+                     "--no-progress", "--loader-workers", "0", "--out", str(tmp_path))
     assert result.exit_code == 0, result.stderr
     assert "changed: --batch-size 64: 1 device(s) x 64 images" in result.stderr
     assert "changed: global batch 128 -> 64: lr 0.2 -> 0.1 (linear scaling rule)" in result.stderr

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from bench.data.spec import PROTOCOLS
+from bench.cli.options import loader_workers
+from bench.data.spec import DATASETS, PROTOCOLS
 
 
 @click.command("eval", short_help="Evaluate a network's weights on a data set under its protocol.")
@@ -15,7 +16,7 @@ from bench.data.spec import PROTOCOLS
               help="Weights: a file this suite saved, or a GluonCV .params file.")
 @click.option("--data-dir", type=click.Path(), default=None, envvar="BENCH_DATA",
               help="Data set root (or set BENCH_DATA).")
-@click.option("--dataset", type=click.Choice(["imagenet", "cifar10", "cifar100", "digits"]),
+@click.option("--dataset", type=click.Choice([d for d in DATASETS if d != "synthetic"]),
               default="imagenet", show_default=True)
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
               help="Default: center for ImageNet, full image otherwise.")
@@ -24,7 +25,7 @@ from bench.data.spec import PROTOCOLS
               help="Shorter side before cropping (default input-size / 0.875).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--gpus", default="", metavar="0,1")
-@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
+@loader_workers
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--record", "record_recipe", default=None, metavar="RECIPE",
               help="Record the result in results/runs/ as a re-evaluation of RECIPE's "
@@ -32,7 +33,7 @@ from bench.data.spec import PROTOCOLS
 @click.option("--results-dir", type=click.Path(path_type=Path), default=None,
               envvar="BENCH_RESULTS", help="With --record; default: the checkout's results/.")
 def eval_command(network, params, data_dir, dataset, protocol, input_size, resize, batch_size,
-                 gpus, workers, fmt, record_recipe, results_dir) -> None:
+                 gpus, loader_workers, fmt, record_recipe, results_dir) -> None:
     """Evaluate NETWORK with the weights in --params on a data set's validation split."""
     from bench.engine.devices import parse_gpus
     from bench.engine.evaluate import EvalRequest, evaluate_params
@@ -43,7 +44,7 @@ def eval_command(network, params, data_dir, dataset, protocol, input_size, resiz
     result = evaluate_params(EvalRequest(
         network=resolve_name(network), params=params, dataset=dataset, protocol=protocol,
         data_dir=data_dir, gpus=tuple(parse_gpus(gpus)), batch_size=batch_size,
-        input_size=input_size, resize=resize, workers=workers))
+        input_size=input_size, resize=resize, loader_workers=loader_workers))
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     else:

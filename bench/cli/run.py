@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from bench.cli.options import loader_workers
+
 
 @click.group("run", short_help="Train a recipe, or a network's default recipe.")
 def run() -> None:
@@ -30,8 +32,7 @@ def run() -> None:
 @click.option("--cpu-devices", type=click.IntRange(min=1), default=1, show_default=True,
               help="Without --gpus: split each batch over this many CPU contexts (exercises "
                    "the multi-device path).")
-@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Data loading workers.")
+@loader_workers
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Runs go to OUT/<recipe>/<time>/.")
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
@@ -40,7 +41,7 @@ def run() -> None:
               help="Print the resolved recipe, the scaled LR and the schedule, then exit.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size, kvstore,
-           cpu_devices, workers, out, resume, dry_run, no_progress) -> None:
+           cpu_devices, loader_workers, out, resume, dry_run, no_progress) -> None:
     """Train recipe NAME and write a run directory.
 
     NAME is a recipe (`bench recipes`) or a network (`bench models`): a network trains its
@@ -51,7 +52,8 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
     from bench.errors import BenchError
     options = RunOptions(gpus=tuple(parse_gpus(gpus)), cpu_devices=cpu_devices,
                          data_dir=data_dir, epochs=epochs, max_steps=max_steps, seed=seed,
-                         batch_size=batch_size, kvstore=kvstore, out=out, workers=workers,
+                         batch_size=batch_size, kvstore=kvstore, out=out,
+                         loader_workers=loader_workers,
                          progress=not no_progress)
     if resume is not None:
         if overrides or epochs or seed is not None or batch_size:

@@ -23,7 +23,7 @@ class EvalRequest:
     batch_size: int = 64
     input_size: int | None = None  # default: the network's (224 ImageNet, 32 CIFAR)
     resize: int | None = None  # default: input_size / 0.875 (256 for 224)
-    workers: int = 2
+    loader_workers: int = 2  # data-loading threads (not the processes of a job)
 
 
 def load_weights(network: str, params: Path, classes: int, in_channels: int, ctxs: list):
@@ -61,7 +61,7 @@ def evaluate_params(request: EvalRequest) -> dict[str, Any]:
     resize = request.resize or round(size / 0.875)
     spec = DataSpec(dataset=request.dataset, train_augment="none", input_size=size,
                     resize=resize, protocol=request.protocol)
-    data = build_eval(spec, request.data_dir, request.batch_size, request.workers)
+    data = build_eval(spec, request.data_dir, request.batch_size, request.loader_workers)
     net = load_weights(request.network, request.params, num_classes(spec), in_channels(spec),
                        ctxs)
     net.hybridize(static_alloc=True)

@@ -29,7 +29,7 @@ class RunOptions:
     batch_size: int | None = None  # global batch; default: the recipe's when it fits
     kvstore: str | None = None
     out: Path = Path("runs")
-    workers: int = 2
+    loader_workers: int = 2  # data-loading threads (not the processes of a job)
     progress: bool = True
 
 

@@ -134,10 +134,10 @@ def _setup_with_data(recipe: Recipe, options: RunOptions, cluster: Cluster):
     spec = DataSpec(**dataclasses.asdict(r.data),
                     num_classes=int(r.network_args.get("classes", 0)))
     train = build_train(spec, options.data_dir, setup.plan.global_batch, r.train.seed,
-                        options.workers, shard=(cluster.rank, cluster.size))
+                        options.loader_workers, shard=(cluster.rank, cluster.size))
     # Rank 0 evaluates alone, on its own devices: batches of one worker's share.
     evaluation = build_eval(spec, options.data_dir, setup.plan.global_batch // cluster.size,
-                            options.workers)
+                            options.loader_workers)
     setup = prepare(recipe, options, train_samples=train.num_samples, cluster=cluster)
     if train.batches_per_epoch == 0:
         raise BenchError(f"the training set has {train.num_samples} samples, fewer than one "

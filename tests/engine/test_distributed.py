@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMON = ("run", "recipe", "digits_resnet", "--no-progress", "--workers", "0")
+COMMON = ("run", "recipe", "digits_resnet", "--no-progress", "--loader-workers", "0")
 
 
 def _env(threads: bool = True) -> dict[str, str]:
@@ -103,7 +103,7 @@ def test_sigterm_stops_every_worker_at_one_step_and_the_job_resumes(tmp_path):
     stop = json.loads(log.read_text().splitlines()[-1])
     assert stop["event"] == "stop"
     done = _bench("launch", "-n", "2", "--", "run", "recipe", "--resume", str(log.parent),
-                  "--no-progress", "--workers", "0", "--max-steps", str(stop["iteration"] + 4))
+                  "--no-progress", "--loader-workers", "0", "--max-steps", str(stop["iteration"] + 4))
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in log.read_text().splitlines()]
     resumed = [e for e in events if e["event"] == "resume"]

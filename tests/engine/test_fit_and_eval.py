@@ -35,7 +35,7 @@ def cifar_dir(tmp_path):
 
 
 def _eval(*args):
-    result = invoke("eval", *args, "--format", "json", "--workers", "0")
+    result = invoke("eval", *args, "--format", "json", "--loader-workers", "0")
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -69,7 +69,7 @@ def test_eval_reads_gluoncv_params_and_matches_gluoncvs_own_predictions(cifar_di
 def test_eval_reads_weights_saved_by_a_run(tmp_path):
     runner_out = tmp_path / "runs"
     trained = invoke("run", "recipe", "digits_resnet", "--epochs", "3", "--no-progress",
-                     "--workers", "0", "--out", str(runner_out))
+                     "--loader-workers", "0", "--out", str(runner_out))
     assert trained.exit_code == 0, trained.stderr
     run_dir = next((runner_out / "digits_resnet").iterdir())
     metrics = json.loads((run_dir / "metrics.json").read_text())

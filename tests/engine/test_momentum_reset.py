@@ -166,7 +166,7 @@ def _resets(run_dir: Path) -> list[int]:
 
 def _run(out: Path, recipe, stops: list[int]) -> Path:
     """Start a run that stops after ``stops[0]`` steps, resume it at each later stop."""
-    options = RunOptions(out=out, progress=False, workers=0, max_steps=stops[0])
+    options = RunOptions(out=out, progress=False, loader_workers=0, max_steps=stops[0])
     run_dir = start_run(recipe, options)
     for stop in stops[1:]:
         resume_run(run_dir, dataclasses.replace(options, max_steps=stop))

@@ -9,7 +9,7 @@ import pytest
 from tests.cli import invoke
 from tests.data.helpers import write_cifar, write_image_folders
 
-SMOKE = ("--max-steps", "2", "--no-progress", "--workers", "0")
+SMOKE = ("--max-steps", "2", "--no-progress", "--loader-workers", "0")
 
 
 def _metrics(out) -> dict:

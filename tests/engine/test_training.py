@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _options(tmp_path, **kw) -> RunOptions:
-    return RunOptions(out=tmp_path / "runs", progress=False, workers=0, **kw)
+    return RunOptions(out=tmp_path / "runs", progress=False, loader_workers=0, **kw)
 
 
 def _final_params(run_dir: Path) -> dict[str, np.ndarray]:
@@ -54,7 +54,7 @@ def test_digits_recipe_reaches_98_percent(tmp_path):
 def test_resume_in_a_fresh_process_equals_a_straight_run(tmp_path):
     # 30 steps cross two epoch boundaries (11 batches of 128 per epoch); stop at 13. One
     # thread: under load MXNet's multi-threaded CPU kernels may sum in another order (3e-6).
-    common = ["run", "recipe", "digits_resnet", "--no-progress", "--workers", "0",
+    common = ["run", "recipe", "digits_resnet", "--no-progress", "--loader-workers", "0",
               "--set", "network_args.dropout=0.3"]  # randomness must replay too
     straight = _bench(*common, "--max-steps", "30", "--out", str(tmp_path / "a"), threads=1)
     assert straight.returncode == 0, straight.stderr
@@ -62,7 +62,7 @@ def test_resume_in_a_fresh_process_equals_a_straight_run(tmp_path):
     assert half.returncode == 0, half.stderr
     run_b = next((tmp_path / "b" / "digits_resnet").iterdir())
     rest = _bench("run", "recipe", "--resume", str(run_b), "--max-steps", "30",
-                  "--no-progress", "--workers", "0", threads=1)
+                  "--no-progress", "--loader-workers", "0", threads=1)
     assert rest.returncode == 0, rest.stderr
     run_a = next((tmp_path / "a" / "digits_resnet").iterdir())
     a, b = _final_params(run_a), _final_params(run_b)
@@ -77,7 +77,7 @@ def test_resume_in_a_fresh_process_equals_a_straight_run(tmp_path):
 def test_sigterm_checkpoints_exits_nonzero_and_resumes(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "recipe", "digits_resnet",
-                             "--no-progress", "--workers", "0", "--out", str(tmp_path)],
+                             "--no-progress", "--loader-workers", "0", "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     log = None
     deadline = time.time() + 120
@@ -97,7 +97,7 @@ def test_sigterm_checkpoints_exits_nonzero_and_resumes(tmp_path):
     run_dir = log.parent
     stopped_at = [json.loads(l) for l in log.read_text().splitlines()][-1]
     assert stopped_at["event"] == "stop" and "SIGTERM" in stopped_at["reason"]
-    done = _bench("run", "recipe", "--resume", str(run_dir), "--no-progress", "--workers", "0",
+    done = _bench("run", "recipe", "--resume", str(run_dir), "--no-progress", "--loader-workers", "0",
                   "--max-steps", str(stopped_at["iteration"] + 3))
     assert done.returncode == 0, done.stderr
     events = [json.loads(l) for l in log.read_text().splitlines()]

@@ -24,7 +24,7 @@ def test_eval_record_writes_a_weights_protocol_row(tmp_path, gluoncv_params):
     write_cifar(tmp_path / "cifar", "cifar10", "bin", per_batch=3, test=7)
     results = tmp_path / "results"
     args = ["eval", "cifar_resnet20_v1", "--params", str(gluoncv_params), "--dataset", "cifar10",
-            "--data-dir", str(tmp_path / "cifar"), "--workers", "0", "--results-dir", str(results)]
+            "--data-dir", str(tmp_path / "cifar"), "--loader-workers", "0", "--results-dir", str(results)]
     result = invoke(*args, "--record", "gluoncv_cifar_resnet20_v1")
     assert result.exit_code == 0, result.stderr
     (record,) = load_records(results)
