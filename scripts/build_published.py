@@ -21,12 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.data.spec import protocol_label  # noqa: E402
+from bench.data.spec import CLASSES, protocol_label  # noqa: E402
 from bench.recipes import list_recipes, load_recipe  # noqa: E402
 from bench.results.published import SCHEMA  # noqa: E402
 from bench.results.reeval import WEIGHTS_TOLERANCE, weights_protocol  # noqa: E402
 
-CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "digits": 10}
 OWN_CODES = {"BENCH-DIGITS": "resnet-bench's embedded default run (recipes/digits_resnet.toml): "
                              "an acceptance target, not a publication."}
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.data.locate import CifarFiles
+from bench.data.spec import CLASSES
 from bench.errors import BenchError
 
 PIXELS = 3 * 32 * 32
-CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
 def load_split(dataset: str, files: CifarFiles, train: bool) -> tuple[np.ndarray, np.ndarray]:

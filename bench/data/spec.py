@@ -21,7 +21,8 @@ PER_PIXEL_NORMALIZATIONS = ("per_pixel_mean", "per_pixel_mean_global_std")
 PADS = ("zero_normalized", "zero_raw", "reflect")
 CIFAR_DATASETS = ("cifar10", "cifar100")
 
-_CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "digits": 10, "synthetic": 10}
+# Outputs a network needs for each data set (num_classes overrides it).
+CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "digits": 10, "synthetic": 10}
 # Augmentations that only make sense on large natural images, and those for small arrays.
 _IMAGE_AUGMENTS = ("he2015_scale", "inception", "none")
 _ARRAY_AUGMENTS = ("cifar", "none")
@@ -79,7 +80,7 @@ def protocol_label(spec) -> str:
 def num_classes(spec: DataSpec) -> int:
     """The number of outputs the network needs: the recipe's override, else the data set's."""
     check_spec(spec)
-    return spec.num_classes or _CLASSES[spec.dataset]
+    return spec.num_classes or CLASSES[spec.dataset]
 
 
 def in_channels(spec: DataSpec) -> int:

@@ -17,13 +17,13 @@ import subprocess
 
 from bench._mxnet import require_mxnet
 from bench.errors import BenchError, check_choice
+from bench.recipes.schema import KVSTORES
 
 # Compute capabilities the mxnet-cu112==1.9.1 wheel carries SASS for; it carries no PTX, so no
 # newer architecture can JIT-compile its kernels. Measured from the wheel's libmxnet.so with
 # `cuobjdump --list-elf` / `--list-ptx` (see README).
 SUPPORTED_COMPUTE_CAPABILITIES = ("5.0", "6.0", "7.0", "8.0", "8.6")
 GPU_INSTALL = "pip install -e '.[cu112]'"
-KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "horovod")
 # Minimum CUDA toolkit that can compile for an architecture MXNet's wheel lacks.
 _CUDA_FOR_ARCH = {"9.0": "11.8"}
 

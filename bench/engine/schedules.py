@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from bench.errors import BenchError, check_choice
+from bench.recipes.schema import SCHEDULE_UNITS, SCHEDULES
 
-KINDS = ("step", "cosine", "poly", "constant")
-UNITS = ("epoch", "iteration")
 
 
 @dataclass(frozen=True)
@@ -118,8 +117,8 @@ def build_schedule(*, kind: str, base_lr: float, epochs: float, iters_per_epoch:
     Milestones given in epochs are rounded to the nearest iteration, so fractional epochs (from
     ``--epochs`` rescaling) are fine. Every inconsistency is a :class:`BenchError` naming the
     offending value, since a silently different schedule is a failed reproduction."""
-    check_choice("schedule kind", kind, KINDS)
-    check_choice("schedule unit", unit, UNITS)
+    check_choice("schedule kind", kind, SCHEDULES)
+    check_choice("schedule unit", unit, SCHEDULE_UNITS)
     _check_finite("base lr", base_lr, low=0.0, strict=True)
     _check_finite("final lr", final_lr, low=0.0)
     _check_finite("warm-up start lr", warmup_start_lr, low=0.0)

@@ -20,6 +20,8 @@ from bench.data.spec import AUGMENTS, DATASETS, FORMATS, NORMALIZATIONS, PADS, P
 DTYPES = ("float32", "float16", "amp")
 OPTIMIZERS = ("sgd", "nag")
 SCHEDULES = ("step", "cosine", "poly", "constant")
+SCHEDULE_UNITS = ("epoch", "iteration")  # what schedule.milestones count
+# kvstores: one device (none), MXNet's local ones, NCCL, the parameter server, Horovod.
 KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "horovod")
 
 
@@ -100,7 +102,7 @@ class ScheduleSection:
 
     def __post_init__(self) -> None:
         _one_of("schedule.kind", self.kind, SCHEDULES)
-        _one_of("schedule.unit", self.unit, ("epoch", "iteration"))
+        _one_of("schedule.unit", self.unit, SCHEDULE_UNITS)
         _positive("schedule.epochs", self.epochs)
         _in_range("schedule.factor", self.factor, 0.0, 1.0)
         _in_range("schedule.warmup_until_error", self.warmup_until_error, 0.0, 1.0)
