@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data.spec import protocol_label
-from bench.engine.checkpoint import atomic_write_text
+from bench.files import atomic_write_text
 from bench.recipes import Recipe
 
 

@@ -23,7 +23,7 @@ def _figure(size: tuple[int, int], dpi: int = 100):
 def curves_of(run_dir: Path) -> dict[str, Any]:
     """Per-epoch validation error (from result.json or log.jsonl) and training error (the
     logging windows of each epoch, averaged) of one run."""
-    from bench.engine.jsonlog import read_log
+    from bench.files import read_log
     log_path = Path(run_dir) / "log.jsonl"
     if not log_path.is_file():
         raise BenchError(f"{run_dir} has no log.jsonl: not a run directory")

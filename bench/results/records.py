@@ -59,7 +59,7 @@ def record_run(run_dir: Path, results: Path) -> Path:
 def store_record(record: dict[str, Any], results: Path, origin: str) -> Path:
     """Write ``record`` into ``results/runs/`` atomically; the same record twice is a no-op, a
     different one under the same name is refused."""
-    from bench.engine.checkpoint import atomic_write_text
+    from bench.files import atomic_write_text
     from bench.recipes import list_recipes
     if record["recipe"] not in list_recipes():
         raise BenchError(f"{origin}: recipe {record['recipe']!r} is not shipped in recipes/; "

@@ -249,7 +249,7 @@ def stale_files(results: Path) -> list[Path]:
 
 
 def write_table(results: Path) -> list[Path]:
-    from bench.engine.checkpoint import atomic_write_text
+    from bench.files import atomic_write_text
     written = []
     for path, text in generate(results).items():
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
