@@ -66,9 +66,9 @@ def test_stored_counts_match_the_profiler(recipe):
 
 def test_records_are_real_runs_with_provenance():
     for record in load_records(RESULTS):
-        assert record["recipe"] in list_recipes()
-        assert record["git"]["commit"] and record["hardware"]["cpu"] and record["versions"]
-        assert record["command"].startswith("bench run recipe")
+        assert record.recipe in list_recipes()
+        assert record.git["commit"] and record.hardware["cpu"] and record.versions
+        assert record.command.startswith("bench run recipe")
 
 
 def test_committed_table_is_current():
