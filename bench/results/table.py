@@ -50,6 +50,7 @@ class Column:
     shrink: int = 0
     narrowest: int = 8
     brief: Callable[[Row], str] | None = None  # the terminal's cell, when shorter than ``cell``
+    optional: bool = False  # left out of the terminal view before others are clipped further
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -100,7 +101,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("", None, (Field("tolerance", _pub("tolerance"), 2),)),
     Column("source", lambda r: r.published.source if r.published else "",
            (Field("source", lambda r: r.published.source if r.published else None),),
-           "source", shrink=5),
+           "source", shrink=5, optional=True),
     Column("checked", lambda r: "" if r.published is None else
            ("yes" if r.published.verified else "no"),
            (Field("verified", _pub("verified")),)),
@@ -115,7 +116,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("diff top-1", lambda r: _f(r.diff1), (Field("diff_top1", lambda r: r.diff1, 4),),
            "diff"),
     Column("status", _status, (Field("status", lambda r: r.status),), "status", shrink=1,
-           narrowest=10),
+           narrowest=len(PEER), brief=lambda r: r.status + (f" (+{r.incomplete} incomplete)"
+                                                     if r.incomplete else "")),
     Column("", None, (Field("runnable_here", lambda r: r.runnable),)),
     Column("params (M)", lambda r: _f(r.published.params_m if r.published else None),
            (Field("params_m", _pub("params_m"), 3),)),
@@ -215,27 +217,40 @@ def render_json(rows: list[Row]) -> str:
 
 
 def render_terminal(rows: list[Row], width: int = TERMINAL_WIDTH, wide: bool = False) -> str:
-    """The rows for a terminal: the ``short`` columns that any row fills, two spaces apart, the
-    most shrinkable shortened (ending in "…") until the table fits ``width``; ``wide``: every
-    column, in full (the markdown table)."""
+    """The rows for a terminal: the ``short`` columns that any row fills, two spaces apart,
+    fitted into ``width``: the most shrinkable shortened (ending in "…") down to their
+    ``narrowest``, then the ``optional`` ones left out, then every shrinkable one clipped
+    further. ``wide``: every column, in full (the markdown table)."""
     if wide:
         return _table(rows)
-    columns = tuple(c for c in COLUMNS  # (a column no row fills is left out)
-                    if c.short and any((c.brief or c.cell)(r) for r in rows))
+    columns = [c for c in COLUMNS  # (a column no row fills is left out)
+               if c.short and any((c.brief or c.cell)(r) for r in rows)]
+    widths = _fit(columns, rows, width, lambda c: max(c.narrowest, len(c.short)))
+    if widths is None:
+        columns = [c for c in columns if not c.optional]
+        widths = _fit(columns, rows, width, lambda c: max(c.narrowest, len(c.short)))
+    if widths is None:
+        widths = _fit(columns, rows, width, lambda c: 4, final=True)
     cells = [[c.short for c in columns], *([(c.brief or c.cell)(r) for c in columns]
                                            for r in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    excess = sum(widths) + 2 * (len(columns) - 1) - width
-    for i in sorted((i for i, c in enumerate(columns) if c.shrink),
-                    key=lambda i: -columns[i].shrink):
-        floor = max(columns[i].narrowest, len(columns[i].short))
-        cut = max(0, min(excess, widths[i] - floor))
-        widths[i] -= cut
-        excess -= cut
     lines = ["  ".join(_clip(t, widths[i]).ljust(widths[i]) for i, t in enumerate(row)).rstrip()
              for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _fit(columns: list[Column], rows: list[Row], width: int, floor: Callable[[Column], int],
+         final: bool = False) -> list[int] | None:
+    """Column widths that fit ``width`` when the shrinkable columns (most shrinkable first) go
+    no narrower than ``floor``; None if they cannot (``final``: the narrowest widths anyway)."""
+    widths = [max(len(c.short), *(len((c.brief or c.cell)(r)) for r in rows)) for c in columns]
+    excess = sum(widths) + 2 * (len(columns) - 1) - width
+    for i in sorted((i for i, c in enumerate(columns) if c.shrink),
+                    key=lambda i: -columns[i].shrink):
+        cut = max(0, min(excess, widths[i] - floor(columns[i])))
+        widths[i] -= cut
+        excess -= cut
+    return widths if excess <= 0 or final else None
 
 
 def _clip(text: str, width: int) -> str:
