@@ -98,11 +98,10 @@ def record(recipe: str, network: str, top1: float, seed: int = 0, complete: bool
     trained = _recipe(recipe, seed)
     r_hash = recipe_hash(trained) if trained else f"{seed:016x}"
     ref = trained.reference if trained else None
-    reference = {"top1_err": ref.top1_err if ref else 8.75, "top5_err": ref.top5_err if ref else None,
-                 "tolerance": ref.tolerance if ref else 0.5,
-                 "source": ref.source if ref else "fixture",
-                 "verified": ref.verified if ref else True,
-                 "direction": ref.direction if ref else "both"}
+    reference = ({"top1_err": ref.top1_err, "top5_err": ref.top5_err, "tolerance": ref.tolerance,
+                  "source": ref.source, "verified": ref.verified, "direction": ref.direction}
+                 if ref else {"top1_err": 8.75, "top5_err": None, "tolerance": 0.5,
+                              "source": "fixture", "verified": True, "direction": "both"})
     schedule = epochs + (0 if complete else 1)
     history = [{"epoch": e, "iteration": 10 * e, "top1_err": top1 + 10.0 * (epochs - e),
                 "top5_err": 0.3, "num_samples": 100, "epoch_time_s": 3.0,

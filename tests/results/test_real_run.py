@@ -28,7 +28,8 @@ def test_a_complete_run_is_consistent_with_itself_and_its_files(runs):
     record = check_run_dir(runs[0])
     assert record.complete and record.epochs_done == 1 == record.history[-1]["epoch"]
     assert record.top1_err == record.history[-1]["top1_err"]
-    events = [json.loads(line)["event"] for line in (runs[0] / "log.jsonl").read_text().splitlines()]
+    log = (runs[0] / "log.jsonl").read_text().splitlines()
+    events = [json.loads(line)["event"] for line in log]
     assert events[-1] == "end"  # logged after result.json: the log is checked as a prefix
     assert {"recipe.json", "run.json", "log.jsonl", "metrics.json"} <= set(record.files)
     assert any(name.endswith("/net.params") for name in record.files)

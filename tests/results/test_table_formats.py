@@ -47,7 +47,8 @@ def test_the_csv_has_one_name_per_value(results):
     # the column that once had no header name: the seed-0 run reached 8.75 + 0.5 at epoch 3
     assert r20["time_to_reference_s"] == "9.0" and r20["n"] == "1" and r20["incomplete"] == "1"
     assert r20["ours_top1_err"] == "8.6000" and r20["runnable_here"] == "true"
-    assert by_recipe[PEER_RECIPE]["status"] == PEER and by_recipe[PEER_RECIPE]["runnable_here"] == "false"
+    peer = by_recipe[PEER_RECIPE]
+    assert peer["status"] == PEER and peer["runnable_here"] == "false"
 
 
 def test_json_has_the_csv_fields_with_typed_values(results):
