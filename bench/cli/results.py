@@ -11,27 +11,33 @@ _RESULTS = click.option("--results-dir", type=click.Path(path_type=Path), defaul
 
 
 @click.command("record")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="RUN_DIR...")
 @_RESULTS
-def record(run_dir: Path, results_dir: Path | None) -> None:
-    """Copy RUN_DIR's result.json into results/runs/ (then run `bench table`)."""
+def record(run_dirs: tuple[Path, ...], results_dir: Path | None) -> None:
+    """Check each RUN_DIR against its files and copy its result.json into results/runs/
+    (then run `bench table`)."""
     from bench.results import results_dir as resolve
     from bench.results.records import record_run
-    click.echo(f"recorded {record_run(run_dir, resolve(results_dir))}")
+    for run_dir in run_dirs:
+        click.echo(f"recorded {record_run(run_dir, resolve(results_dir))}")
 
 
 @click.command("table")
-@click.option("-f", "--format", "fmt", type=click.Choice(["markdown", "csv"]), default=None,
-              help="Print the table in this format instead of writing the files.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["markdown", "csv", "json"]),
+              default=None, help="Print the table (or the --row rows) in this format, in full, "
+                                 "instead of writing the files.")
 @click.option("--check", is_flag=True,
               help="Exit 1 if results/README.md or results.csv is stale (for CI).")
 @click.option("--row", "row_pattern", default=None, metavar="PATTERN",
-              help="Also print the rows whose recipe matches PATTERN.")
+              help="Also print the rows whose recipe or network matches PATTERN (shortened to "
+                   "100 columns; see --wide).")
+@click.option("--wide", is_flag=True, help="With --row: every column, in full.")
 @_RESULTS
-def table(fmt: str | None, check: bool, row_pattern: str | None,
+def table(fmt: str | None, check: bool, row_pattern: str | None, wide: bool,
           results_dir: Path | None) -> None:
     """Regenerate results/README.md and results/results.csv from results/runs/*.json and
-    results/published.toml."""
+    results/published.toml (every record is checked first)."""
     from bench.results import results_dir as resolve
     from bench.results import table as t
     results = resolve(results_dir)
@@ -43,40 +49,47 @@ def table(fmt: str | None, check: bool, row_pattern: str | None,
             sys.exit(1)
         click.echo("results table is current")
         return
-    if fmt:
-        text = t.generate(results)[results / ("README.md" if fmt == "markdown" else "results.csv")]
-        click.echo(text, nl=False)
+    if fmt and not row_pattern:
+        rows, records = t.current_rows(results)
+        click.echo({"markdown": lambda: t.render_markdown(rows, records),
+                    "csv": lambda: t.render_csv(rows), "json": lambda: t.render_json(rows)}[fmt](),
+                   nl=False)
         return
-    written = t.write_table(results)
-    click.echo("wrote " + ", ".join(str(p) for p in written) if written
-               else "results table already current")
+    if not fmt:
+        written = t.write_table(results)
+        click.echo("wrote " + ", ".join(str(p) for p in written) if written
+                   else "results table already current")
     if row_pattern:
-        _echo_rows(results, row_pattern)
+        _echo_rows(results, row_pattern, fmt, wide)
 
 
-def _echo_rows(results: Path, pattern: str) -> None:
+def _echo_rows(results: Path, pattern: str, fmt: str | None, wide: bool) -> None:
     import fnmatch
-    from tabulate import tabulate
-    from bench.results.published import load_published
-    from bench.results.records import load_records
-    from bench.results.table import HEADERS, _cells, build_rows
-    rows = [r for r in build_rows(load_published(results / "published.toml"),
-                                  load_records(results)) if fnmatch.fnmatchcase(r.recipe, pattern)]
-    click.echo(tabulate([_cells(r) for r in rows], headers=HEADERS, tablefmt="github",
-                        disable_numparse=True))
+    from bench.errors import BenchError
+    from bench.results import table as t
+    rows = [r for r in t.current_rows(results)[0] if fnmatch.fnmatchcase(r.recipe, pattern)
+            or fnmatch.fnmatchcase(r.network, pattern)]
+    if not rows:
+        raise BenchError(f"--row {pattern!r} matches no row's recipe or network "
+                         "(`bench table --format csv` lists them)")
+    if fmt == "markdown":
+        wide = True
+    render = {"csv": t.render_csv, "json": t.render_json}.get(fmt)
+    click.echo(render(rows) if render else t.render_terminal(rows, wide=wide), nl=not render)
 
 
 @click.command("check")
-@click.argument("target", required=False, default="*", metavar="[PATTERN | RUN_DIR]")
+@click.argument("targets", nargs=-1, metavar="[PATTERN | RUN_DIR]...")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "junit"]),
               default="text", show_default=True)
 @_RESULTS
-def check(target: str, fmt: str, results_dir: Path | None) -> None:
+def check(targets: tuple[str, ...], fmt: str, results_dir: Path | None) -> None:
     """The regression gate: exit 1 when a recorded result (or the fresh run RUN_DIR) lies
-    outside its published tolerance; unchecked published numbers only warn."""
+    outside its published tolerance; unchecked published numbers only warn. Without an
+    argument: every recorded row. A target that matches nothing is an error."""
     from bench.results import results_dir as resolve
     from bench.results import gate as g
-    verdicts = g.gate(target, resolve(results_dir))
+    verdicts = g.gate(targets, resolve(results_dir))
     render = {"text": g.render_text, "json": g.render_json, "junit": g.render_junit}[fmt]
     click.echo(render(verdicts))
     if any(v.failed for v in verdicts):
@@ -88,19 +101,22 @@ def plot() -> None:
     """Figures as PNG files."""
 
 
-_SIZE = click.option("--size", default="800x600", show_default=True, metavar="WxH",
-                     help="Image size in pixels.")
+def _size(default: str):
+    return click.option("--size", default=default, show_default=True, metavar="WxH",
+                        help="Image size in pixels.")
 
 
 @plot.command("curves")
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="RUN_DIR | RECORD.json...")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("curves.png"),
               show_default=True)
-@_SIZE
-def curves(run_dirs: tuple[Path, ...], out: Path, size: str) -> None:
-    """Training and validation error per epoch of one or more runs, on one figure."""
+@_size("800x600")
+def curves(runs: tuple[Path, ...], out: Path, size: str) -> None:
+    """Validation (and, from a run directory's log, training) error per epoch of run
+    directories or recorded results (results/runs/*.json), on one figure."""
     from bench.results.plots import parse_size, plot_curves
-    click.echo(f"wrote {plot_curves(list(run_dirs), out, parse_size(size))}")
+    click.echo(f"wrote {plot_curves(list(runs), out, parse_size(size))}")
 
 
 @plot.command("tradeoff")
@@ -108,10 +124,11 @@ def curves(run_dirs: tuple[Path, ...], out: Path, size: str) -> None:
               default="imagenet", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("tradeoff.png"),
               show_default=True)
-@_SIZE
+@_size("1200x800")
 @_RESULTS
 def tradeoff(dataset: str, out: Path, size: str, results_dir: Path | None) -> None:
-    """Top-1 error against GMACs: published numbers and ours."""
+    """Top-1 error against the GMACs of the evaluation (at the protocol's crop size, all crops):
+    published numbers and ours, coloured by network family, marked by protocol."""
     from bench.results import results_dir as resolve
     from bench.results.plots import parse_size, plot_tradeoff
     click.echo(f"wrote {plot_tradeoff(resolve(results_dir), out, parse_size(size), dataset)}")

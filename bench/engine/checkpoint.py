@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError
+from bench.files import fsync_dir, sha256_file
 
 FORMAT = 1
 PARAMS = "net.params"
@@ -58,44 +59,7 @@ _TMP = ".tmp-"
 _DEL = ".del-"
 
 
-# --- atomic files ---------------------------------------------------------------------------
-
-def _fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename inside it survives a power loss."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # some filesystems / platforms cannot open directories
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the complete new one,
-    never a prefix (temporary file in the same directory, fsync, ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_write_bytes` for UTF-8 text (metrics.json, result.json, run.json...)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
+# --- checksums -----------------------------------------------------------------------------
 
 def _sha256_and_fsync(path: Path) -> str:
     h = hashlib.sha256()
@@ -103,14 +67,6 @@ def _sha256_and_fsync(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
         os.fsync(f.fileno())
-    return h.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 
@@ -199,12 +155,12 @@ def save_checkpoint(run_dir: Path, *, net, trainer, epoch: int, iteration: int,
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         final = root / name
         if final.exists():  # the same step saved twice (e.g. an epoch end, then a stop)
             _discard(final)
         os.rename(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -265,7 +221,7 @@ def read_state(path: Path) -> dict[str, Any]:
         target = path / fname
         if not target.is_file():
             raise corrupt(f"{fname} missing")
-        if _sha256(target) != files.get(fname):
+        if sha256_file(target) != files.get(fname):
             raise corrupt(f"{fname} sha256 mismatch")
     return state
 

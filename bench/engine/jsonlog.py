@@ -13,8 +13,6 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from bench.errors import BenchError
-
 RESERVED = ("event", "time", "utc")
 
 
@@ -122,31 +120,6 @@ def _drop_partial_last_line(path: Path) -> None:
                 return
             pos -= step
         f.truncate(0)
-
-
-def read_log(path: Path) -> list[dict]:
-    """All records of a JSON-lines log. A truncated last line (a killed writer) is skipped; a bad
-    line anywhere else means the file is not such a log and raises :class:`BenchError`."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchError(f"cannot read log {path}: {exc}") from None
-    complete = lines[:-1]  # the last item is "" after a final newline, else a partial line
-    records = []
-    for number, line in enumerate(complete, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            raise BenchError(f"log {path} line {number} is not JSON") from None
-    if lines[-1].strip():
-        try:
-            records.append(json.loads(lines[-1]))  # complete but without its newline
-        except ValueError:
-            pass
-    return records
 
 
 class Progress:

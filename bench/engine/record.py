@@ -1,46 +1,57 @@
-"""The run's summary files: ``metrics.json`` (numbers) and ``result.json`` (numbers, the
-recipe's reference and full provenance; the results layer reads only this)."""
+"""The run's summary files: ``metrics.json`` (numbers) and ``result.json`` (the run record,
+:class:`bench.runrecord.RunRecord`: numbers, the recipe's reference, provenance, checksums of the
+run's files; the results layer reads only this)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.data.spec import protocol_label
-from bench.engine.checkpoint import atomic_write_text
+from bench.engine.checkpoint import latest_checkpoint
 from bench.recipes import Recipe
-
-
-RESULT_SCHEMA = 1
+from bench.runrecord import RunRecord, reached_reference, run_files
 
 
 def write_result(run_dir: Path, recipe: Recipe, metrics: dict[str, Any], r_hash: str) -> Path:
     """``result.json``: the run's record for the results layer (versioned schema): its numbers,
-    the recipe's reference, when it first got within tolerance, and full provenance."""
+    the recipe's reference, when it first got within tolerance, full provenance and the
+    checksums of ``recipe.json``, ``run.json``, ``log.jsonl``, ``metrics.json`` (written
+    before) and the final checkpoint."""
     from bench.provenance import provenance
     info = json.loads((run_dir / "run.json").read_text())
     ref = recipe.reference
-    reached = None
-    if ref.top1_err is not None:
-        for entry in metrics["history"]:
-            if not entry.get("partial") and entry["top1_err"] <= ref.top1_err + ref.tolerance:
-                reached = {"epoch": entry["epoch"], "train_time_s": entry["train_time_s"]}
-                break
+    reference = {"top1_err": ref.top1_err, "top5_err": ref.top5_err,
+                 "tolerance": ref.tolerance, "source": ref.source,
+                 "verified": ref.verified, "direction": ref.direction}
     now = provenance()
-    result = {"schema": RESULT_SCHEMA, "run_dir": str(run_dir), "recipe_hash": r_hash,
-              **{k: v for k, v in metrics.items() if k != "history"},
-              "wall_time_s": time.time() - _started(run_dir),
-              "reference": {"top1_err": ref.top1_err, "top5_err": ref.top5_err,
-                            "tolerance": ref.tolerance, "source": ref.source,
-                            "verified": ref.verified, "direction": ref.direction},
-              "reached_reference": reached, "history": metrics["history"],
-              "command": info.get("command"), "started": info.get("date"),
-              "date": now["date"], "git": info.get("git"), "versions": info.get("versions"),
-              "hardware": info.get("hardware"), "changes": info.get("changes", [])}
+    record = RunRecord(
+        kind="training", run_dir=str(run_dir), recipe_hash=r_hash,
+        shipped_recipe_hash=shipped_recipe_hash(recipe),
+        **{k: v for k, v in metrics.items() if k != "history"},
+        wall_time_s=time.time() - _started(run_dir), reference=reference,
+        reached_reference=reached_reference(metrics["history"], reference),
+        history=metrics["history"], command=info.get("command"), started=info.get("date"),
+        date=now["date"], git=info.get("git"), versions=info.get("versions"),
+        hardware=info.get("hardware"), changes=info.get("changes", []),
+        files=run_files(run_dir, latest_checkpoint(run_dir)))
     path = run_dir / "result.json"
-    atomic_write_text(path, json.dumps(result, indent=2))
+    record.dump(path)
     return path
+
+
+def shipped_recipe_hash(recipe: Recipe) -> str | None:
+    """The hash of the shipped recipe of this name trained with this run's seed: it differs
+    from the run's own hash when --set/--epochs (or a recipe file of the same name) changed
+    what was trained, and ``bench record`` then keeps the run out of the shipped row."""
+    from bench.recipes import list_recipes, load_recipe, recipe_hash
+    if recipe.name not in list_recipes():
+        return None
+    shipped = load_recipe(recipe.name)
+    return recipe_hash(dataclasses.replace(
+        shipped, train=dataclasses.replace(shipped.train, seed=recipe.train.seed)))
 
 
 def _started(run_dir: Path) -> float:

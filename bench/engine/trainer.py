@@ -29,14 +29,14 @@ import numpy as np
 from bench._mxnet import require_mxnet
 from bench.errors import BenchError
 from bench.engine import build, devices
-from bench.engine.checkpoint import (atomic_write_text, latest_checkpoint, load_checkpoint,
-                                     save_checkpoint)
+from bench.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from bench.engine.cluster import Cluster, join_cluster
 from bench.engine.jsonlog import JsonLog, NullLog, Progress
 from bench.engine.momentum import reset_momentum
 from bench.engine.record import metrics_summary, write_result
 from bench.engine.runplan import RunOptions, Setup, describe, prepare, requested_kvstore
 from bench.engine.step import recipe_step, step_seed, to_nd, train_step
+from bench.files import atomic_write_text
 from bench.recipes import Recipe, recipe_from_dict, recipe_hash, recipe_to_dict
 
 __all__ = ["RunOptions", "RunStopped", "Setup", "describe", "prepare", "resume_run",

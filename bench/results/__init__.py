@@ -1,7 +1,9 @@
-"""Results: published numbers (:mod:`.published`), run records (:mod:`.records`), the generated
+"""Results: published numbers (:mod:`.published`), run records (:mod:`.records`, of
+:class:`bench.runrecord.RunRecord`), the rows and their status (:mod:`.rows`), the generated
 table (:mod:`.table`), the regression gate (:mod:`.gate`) and plots (:mod:`.plots`).
 
-This layer reads run records (``result.json``), never the engine's internals."""
+This layer reads run records (``result.json``) and run directories' files, never the engine's
+internals; the record type and the file helpers (:mod:`bench.files`) live below both layers."""
 from __future__ import annotations
 
 import os

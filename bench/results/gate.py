@@ -10,11 +10,11 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bench.errors import BenchError
 from bench.results.published import Published
-from bench.results.table import OUTSIDE, UNCHECKED, WITHIN, Row, judge
+from bench.results.rows import OUTSIDE, UNCHECKED, WITHIN, Row, judge
+from bench.runrecord import RunRecord
 
 
 @dataclass(frozen=True)
@@ -52,24 +52,24 @@ def check_rows(rows: list[Row], pattern: str = "*") -> list[Verdict]:
     return verdicts
 
 
-def check_run(record: dict[str, Any], name: str) -> Verdict:
+def check_run(record: RunRecord, name: str) -> Verdict:
     """One fresh run against its recipe's reference (carried in its result.json)."""
-    ref = record.get("reference") or {}
+    ref = record.reference
     if ref.get("top1_err") is None and ref.get("top5_err") is None:
         raise BenchError(f"{name}: its recipe has no published number to check against")
-    if not record.get("complete"):
+    if not record.complete:
         raise BenchError(f"{name}: the run did not finish (complete = false); resume it first")
-    published = Published(network=record["network"], recipe=record["recipe"],
-                          dataset=record["dataset"], protocol=record["protocol"],
-                          source=ref.get("source", ""), verified=ref.get("verified", True),
-                          tolerance=ref.get("tolerance", 0.5), top1_err=ref.get("top1_err"),
-                          top5_err=ref.get("top5_err"), direction=ref.get("direction", "both"))
-    top1 = (record["top1_err"], 0.0) if record["top1_err"] is not None else None
-    top5 = (record["top5_err"], 0.0) if record["top5_err"] is not None else None
+    published = Published(network=record.network, recipe=record.recipe,
+                          dataset=record.dataset, protocol=record.protocol,
+                          source=ref["source"], verified=ref["verified"],
+                          tolerance=ref["tolerance"], top1_err=ref["top1_err"],
+                          top5_err=ref["top5_err"], direction=ref["direction"])
+    top1 = (record.top1_err, 0.0) if record.top1_err is not None else None
+    top5 = (record.top5_err, 0.0) if record.top5_err is not None else None
     status = judge(published, top1, top5, 1)
     diff = None if top1 is None or published.top1_err is None else top1[0] - published.top1_err
-    return Verdict(name, status, published.top1_err, record["top1_err"], diff,
-                   published.top5_err, record["top5_err"], published.tolerance, 1,
+    return Verdict(name, status, published.top1_err, record.top1_err, diff,
+                   published.top5_err, record.top5_err, published.tolerance, 1,
                    published.source)
 
 
@@ -78,8 +78,6 @@ def _f(v: float | None) -> str:
 
 
 def render_text(verdicts: list[Verdict]) -> str:
-    if not verdicts:
-        return "no recorded result matches; nothing to check"
     lines = []
     for v in verdicts:
         mark = {WITHIN: "ok", OUTSIDE: "FAILED", UNCHECKED: "warning"}.get(v.status, v.status)
@@ -116,14 +114,33 @@ def render_junit(verdicts: list[Verdict]) -> str:
     return ET.tostring(suite, encoding="unicode")
 
 
-def gate(pattern_or_run: str, results: Path) -> list[Verdict]:
-    """Verdicts for a run directory (when the argument is one) or for recorded rows."""
-    path = Path(pattern_or_run)
-    if path.is_dir() and (path / "result.json").is_file():
-        from bench.results.records import load_record
-        return [check_run(load_record(path), str(path))]
-    from bench.results.published import load_published
-    from bench.results.records import load_records
-    from bench.results.table import build_rows
-    rows = build_rows(load_published(results / "published.toml"), load_records(results))
-    return check_rows(rows, pattern_or_run)
+def gate(targets: list[str] | tuple[str, ...], results: Path) -> list[Verdict]:
+    """Verdicts for each target: a run directory (checked against its files first) or a
+    pattern over the recorded rows' recipes and networks. A target that matches nothing is an
+    error: a gate that checks nothing must not pass."""
+    targets = list(targets) or ["*"]
+    verdicts: list[Verdict] = []
+    rows = None
+    for target in targets:
+        path = Path(target)
+        if path.is_dir():
+            from bench.results.records import check_run_dir
+            verdicts.append(check_run(check_run_dir(path), str(path)))
+            continue
+        if rows is None:
+            from bench.results.table import current_rows
+            rows = current_rows(results)[0]
+        found = check_rows(rows, target)
+        if not found:
+            raise BenchError(_nothing(target, rows, results))
+        verdicts += found
+    return verdicts
+
+
+def _nothing(target: str, rows: list[Row], results: Path) -> str:
+    if not any(r.n for r in rows):
+        return (f"nothing to check for {target!r}: no complete run is recorded in "
+                f"{results / 'runs'} (record one with `bench record RUN_DIR`)")
+    return (f"nothing to check for {target!r}: it is neither a run directory nor a pattern "
+            "matching the recipe or network of a recorded row with a published number "
+            "(`bench table` lists them)")

@@ -106,3 +106,50 @@ def _check_names(entry: Published, where: str) -> None:
     if entry.recipe not in list_recipes():
         raise BenchError(f"{where}: recipe {entry.recipe!r} is not shipped in recipes/"
                          f"{did_you_mean(entry.recipe, list_recipes())}")
+
+
+# --- the compute of an evaluation -----------------------------------------------------------
+WEIGHTS_SUFFIX = " (published weights)"
+
+
+def protocol_crops(protocol: str, dataset: str) -> tuple[int, int | None] | None:
+    """(crops per image, crop size; None: the recipe's own input size) of a protocol label, as
+    :func:`bench.data.spec.protocol_label` and ``scripts/build_published.py`` spell them:
+    ``center`` / ``10crop`` are 224 crops on ImageNet, ``center 320 from 320`` names its size,
+    ``other: ...`` texts name one crop size. None when the label names no single size
+    (``multi-scale (fully convolutional)``)."""
+    import re
+    from bench.data.spec import STANDARD_EVAL
+    label = protocol.removesuffix(WEIGHTS_SUFFIX)
+    crops = 10 if label.startswith("10crop") else 1
+    if label == "full":
+        return 1, None
+    sized = re.match(r"^\S+ (\d+)\b", label)
+    if sized and not label.startswith("other:"):
+        return crops, int(sized.group(1))
+    if label.startswith("other:"):
+        named = re.search(r"crop (\d{3})\b", label)
+        sizes = set(re.findall(r"\b(\d{3})\b", label))
+        if named:
+            return crops, int(named.group(1))
+        return (crops, int(sizes.pop())) if len(sizes) == 1 else None
+    if label == "center" or re.fullmatch(r"10crop\S*", label):  # any 10-crop variant
+        return crops, STANDARD_EVAL[0] if dataset == "imagenet" else None
+    return None
+
+
+def eval_gmacs(entry: Published) -> float | None:
+    """GMACs to evaluate one image under the entry's protocol: ``gmacs`` (counted at the
+    recipe's input size, 224 on ImageNet) times the crops, times (crop / 224)^2 for a larger
+    or smaller crop. Convolutions scale with the crop's area exactly when it is a multiple of
+    32; the classifier (2 MMACs for ResNet-50) does not, so this is within 0.1 %."""
+    from bench.data.spec import STANDARD_EVAL
+    crops = protocol_crops(entry.protocol, entry.dataset)
+    if entry.gmacs is None or crops is None:
+        return None
+    count, size = crops
+    if size is None:
+        return entry.gmacs * count
+    if entry.dataset != "imagenet":
+        return None  # a crop size on CIFAR-sized data: its base size is not known here
+    return entry.gmacs * count * (size / STANDARD_EVAL[0]) ** 2

@@ -3,128 +3,54 @@
 ``results/README.md`` and ``results/results.csv`` are functions of ``results/published.toml``
 and ``results/runs/*.json`` only (no clock, sorted rows, fixed number formats), so regenerating
 them from the same inputs gives the same bytes and ``bench table --check`` can tell when a
-committed table is stale.
+committed table is stale. One column list (:data:`COLUMNS`) drives the markdown table, the CSV,
+the JSON and the terminal view of ``bench table --row``.
 """
 from __future__ import annotations
 
 import csv
 import io
-import statistics
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tabulate import tabulate
 
 from bench.results.published import DATASETS, Published
+from bench.results.rows import (NO_REFERENCE, NOT_RUN, OUTSIDE, PEER, STATUS_RULE, UNCHECKED,
+                                WITHIN, Row, build_rows, hardware_label)
+from bench.runrecord import RunRecord
 
-WITHIN, OUTSIDE, NOT_RUN, UNCHECKED, NO_REFERENCE = (
-    "within", "outside", "not run yet", "reference unchecked", "no published number")
-STATUS_RULE = (
-    "Status: *within* when the mean of our complete runs differs from the published error by at "
-    "most the tolerance (top-1, and top-5 where published; for a target marked `max`, only "
-    "being worse than published + tolerance counts); *outside* otherwise; *reference unchecked* "
-    "when the published number has not been checked against its source (ours is shown, the "
-    "gate only warns); *not run yet* when no run is recorded.")
+__all__ = ["COLUMNS", "NOT_RUN", "OUTSIDE", "PEER", "UNCHECKED", "WITHIN", "build_rows",
+           "generate", "render_csv", "render_json", "render_markdown", "render_terminal",
+           "stale_files", "write_table"]
+
+TERMINAL_WIDTH = 100
 
 
 @dataclass(frozen=True)
-class Row:
-    network: str
-    recipe: str
-    dataset: str
-    protocol: str
-    published: Published | None
-    top1: tuple[float, float] | None  # mean, std over seeds
-    top5: tuple[float, float] | None
-    n: int
-    incomplete: int
-    train_time_s: float | None
-    time_to_reference_s: float | None  # mean over runs that got within tolerance at some epoch
-    hardware: str
-    status: str
-
-    @property
-    def diff1(self) -> float | None:
-        if self.top1 and self.published and self.published.top1_err is not None:
-            return self.top1[0] - self.published.top1_err
-        return None
-
-    @property
-    def diff5(self) -> float | None:
-        if self.top5 and self.published and self.published.top5_err is not None:
-            return self.top5[0] - self.published.top5_err
-        return None
+class Field:
+    """A machine-readable value (CSV column, JSON key); floats are written with ``digits``."""
+    name: str
+    value: Callable[[Row], Any]
+    digits: int | None = None
 
 
-def _key(record: dict[str, Any]) -> tuple[str, str, str, str]:
-    return (record["network"], record["recipe"], record["dataset"], record["protocol"])
-
-
-def _mean_std(values: list[float]) -> tuple[float, float] | None:
-    if not values:
-        return None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def judge(published: Published | None, top1, top5, n: int) -> str:
-    """The status of one row (see :data:`STATUS_RULE`)."""
-    if published is None:
-        return NO_REFERENCE
-    if n == 0:
-        return NOT_RUN
-    if not published.verified:
-        return UNCHECKED
-    return WITHIN if within(published, top1, top5) else OUTSIDE
-
-
-def within(published: Published, top1, top5) -> bool:
-    checks = [(published.top1_err, top1), (published.top5_err, top5)]
-    for reference, ours in checks:
-        if reference is None or ours is None:
-            continue
-        diff = ours[0] - reference
-        if diff > published.tolerance or (published.direction == "both"
-                                           and -diff > published.tolerance):
-            return False
-    return True
-
-
-def build_rows(published: list[Published], records: list[dict[str, Any]]) -> list[Row]:
-    """One row per published entry, plus one per recorded key that has no entry."""
-    by_key: dict[tuple, list[dict]] = {}
-    for record in records:
-        by_key.setdefault(_key(record), []).append(record)
-    entries = {p.key: p for p in published}
-    rows = []
-    for key in sorted(set(entries) | set(by_key), key=_sort_key):
-        runs = by_key.get(key, [])
-        done = [r for r in runs if r.get("complete")]
-        top1 = _mean_std([r["top1_err"] for r in done if r["top1_err"] is not None])
-        top5 = _mean_std([r["top5_err"] for r in done if r["top5_err"] is not None])
-        times = [r["train_time_s"] for r in done if r.get("train_time_s") is not None]
-        reached = [r["reached_reference"]["train_time_s"] for r in done
-                   if (r.get("reached_reference") or {}).get("train_time_s") is not None]
-        hardware = sorted({_hardware(r) for r in done})
-        entry = entries.get(key)
-        rows.append(Row(*key, entry, top1, top5, len(done), len(runs) - len(done),
-                        statistics.fmean(times) if times else None,
-                        statistics.fmean(reached) if reached else None, "; ".join(hardware),
-                        judge(entry, top1, top5, len(done))))
-    return rows
-
-
-def _sort_key(key: tuple[str, str, str, str]) -> tuple:
-    dataset = DATASETS.index(key[2]) if key[2] in DATASETS else len(DATASETS)
-    return (dataset, key[1], key[0], key[3])
-
-
-def _hardware(record: dict[str, Any]) -> str:
-    hw = record.get("hardware") or {}
-    gpus = hw.get("gpus") or []
-    if gpus:
-        return f"{len(gpus)}x {gpus[0]}"
-    return f"{hw.get('cpu', '?')} ({hw.get('cpu_cores', '?')} cores)"
+@dataclass(frozen=True)
+class Column:
+    """A column of the table as people read it (``title``, ``cell``; none: machine-only) and the
+    fields it becomes in the CSV and JSON. ``short`` titles the column in the terminal view
+    (none: not shown there), which shortens the columns with the highest ``shrink`` first, down
+    to ``narrowest`` characters."""
+    title: str
+    cell: Callable[[Row], str] | None
+    fields: tuple[Field, ...]
+    short: str = ""
+    shrink: int = 0
+    narrowest: int = 8
+    brief: Callable[[Row], str] | None = None  # the terminal's cell, when shorter than ``cell``
+    optional: bool = False  # left out of the terminal view before others are clipped further
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -132,9 +58,7 @@ def _f(value: float | None, digits: int = 2) -> str:
 
 
 def _ours(stat: tuple[float, float] | None, n: int) -> str:
-    if stat is None:
-        return ""
-    return f"{stat[0]:.2f} ± {stat[1]:.2f} (n={n})"
+    return "" if stat is None else f"{stat[0]:.2f} ± {stat[1]:.2f} (n={n})"
 
 
 def _published(p: Published | None) -> str:
@@ -151,24 +75,85 @@ def _time(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
-HEADERS = ["network", "recipe", "protocol", "published top-1 / top-5 err (%)", "source",
-           "checked",
-           "ours top-1 err (%)", "ours top-5 err (%)", "diff top-1", "status", "params (M)",
-           "GMACs", "train time", "time to reference", "hardware"]
+def _status(row: Row) -> str:
+    return row.status + (f" ({row.incomplete} incomplete not counted)" if row.incomplete else "")
 
 
-def _cells(row: Row) -> list[str]:
-    p = row.published
-    status = row.status + (f" ({row.incomplete} incomplete not counted)" if row.incomplete
-                           else "")
-    checked = "" if p is None else ("yes" if p.verified else "no")
-    return [row.network, row.recipe, row.protocol, _published(p), p.source if p else "", checked,
-            _ours(row.top1, row.n), _ours(row.top5, row.n), _f(row.diff1), status,
-            _f(p.params_m if p else None), _f(p.gmacs if p else None, 3),
-            _time(row.train_time_s), _time(row.time_to_reference_s), row.hardware]
+def _pub(attr: str) -> Callable[[Row], Any]:
+    return lambda r: getattr(r.published, attr) if r.published else None
 
 
-def render_markdown(rows: list[Row], records: list[dict[str, Any]]) -> str:
+def _stat(attr: str, i: int) -> Callable[[Row], Any]:
+    return lambda r: getattr(r, attr)[i] if getattr(r, attr) else None
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("network", lambda r: r.network, (Field("network", lambda r: r.network),),
+           "network", shrink=2, narrowest=14),
+    Column("recipe", lambda r: r.recipe, (Field("recipe", lambda r: r.recipe),),
+           "recipe", shrink=3, narrowest=20),
+    Column("", None, (Field("dataset", lambda r: r.dataset),)),
+    Column("protocol", lambda r: r.protocol, (Field("protocol", lambda r: r.protocol),),
+           "protocol", shrink=4),
+    Column("published top-1 / top-5 err (%)", lambda r: _published(r.published),
+           (Field("published_top1_err", _pub("top1_err"), 2),
+            Field("published_top5_err", _pub("top5_err"), 2)), "published"),
+    Column("", None, (Field("tolerance", _pub("tolerance"), 2),)),
+    Column("source", lambda r: r.published.source if r.published else "",
+           (Field("source", lambda r: r.published.source if r.published else None),),
+           "source", shrink=5, optional=True),
+    Column("checked", lambda r: "" if r.published is None else
+           ("yes" if r.published.verified else "no"),
+           (Field("verified", _pub("verified")),)),
+    Column("ours top-1 err (%)", lambda r: _ours(r.top1, r.n),
+           (Field("ours_top1_err", _stat("top1", 0), 4),
+            Field("ours_top1_std", _stat("top1", 1), 4)), "ours top-1",
+           brief=lambda r: "" if r.top1 is None else f"{r.top1[0]:.2f}±{r.top1[1]:.2f} n={r.n}"),
+    Column("ours top-5 err (%)", lambda r: _ours(r.top5, r.n),
+           (Field("ours_top5_err", _stat("top5", 0), 4),
+            Field("ours_top5_std", _stat("top5", 1), 4))),
+    Column("", None, (Field("n", lambda r: r.n), Field("incomplete", lambda r: r.incomplete))),
+    Column("diff top-1", lambda r: _f(r.diff1), (Field("diff_top1", lambda r: r.diff1, 4),),
+           "diff"),
+    Column("status", _status, (Field("status", lambda r: r.status),), "status", shrink=1,
+           narrowest=len(PEER), brief=lambda r: r.status + (f" (+{r.incomplete} incomplete)"
+                                                     if r.incomplete else "")),
+    Column("", None, (Field("runnable_here", lambda r: r.runnable),)),
+    Column("params (M)", lambda r: _f(r.published.params_m if r.published else None),
+           (Field("params_m", _pub("params_m"), 3),)),
+    Column("GMACs", lambda r: _f(r.published.gmacs if r.published else None, 3),
+           (Field("gmacs", _pub("gmacs"), 3),)),
+    Column("train time", lambda r: _time(r.train_time_s),
+           (Field("train_time_s", lambda r: r.train_time_s, 1),)),
+    Column("time to reference", lambda r: _time(r.time_to_reference_s),
+           (Field("time_to_reference_s", lambda r: r.time_to_reference_s, 1),)),
+    Column("hardware", lambda r: r.hardware, (Field("hardware", lambda r: r.hardware),)),
+)
+FIELDS: tuple[Field, ...] = tuple(f for c in COLUMNS for f in c.fields)
+
+
+def _text(field: Field, row: Row) -> str:
+    value = field.value(row)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if field.digits is not None:
+        return f"{value:.{field.digits}f}"
+    return str(value)
+
+
+def _shown(columns: tuple[Column, ...], rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    return [c.title for c in columns], [[c.cell(r) for c in columns] for r in rows]
+
+
+def _table(rows: list[Row]) -> str:
+    headers, cells = _shown(tuple(c for c in COLUMNS if c.cell), rows)
+    return tabulate(cells, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def render_markdown(rows: list[Row], records: list[RunRecord]) -> str:
+    from bench.results.records import record_name
     out = ["# Results", "",
            "Generated by `bench table` from `results/runs/*.json` (real runs recorded with "
            "`bench record RUN_DIR`) and `results/published.toml` (published numbers with their "
@@ -185,17 +170,13 @@ def render_markdown(rows: list[Row], records: list[dict[str, Any]]) -> str:
         selected = [r for r in rows if r.dataset == dataset]
         if not selected:
             continue
-        counts = {s: sum(r.status == s for r in selected) for s in
-                  (WITHIN, OUTSIDE, UNCHECKED, NOT_RUN, NO_REFERENCE)}
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        out += [f"## {titles.get(dataset, dataset)}", "", f"{len(selected)} rows: {summary}.", "",
-                tabulate([_cells(r) for r in selected], headers=HEADERS, tablefmt="github",
-                         disable_numparse=True), ""]
+        out += [f"## {titles.get(dataset, dataset)}", "", section_summary(selected), "",
+                _table(selected), ""]
     out += ["## Runs", ""]
     if records:
-        run_rows = [[r["_file"], r["recipe"], str(r["seed"]), str(r["date"])[:10],
-                     _commit(r), _f(r["top1_err"]), "yes" if r["complete"] else "no",
-                     _hardware(r)] for r in records]
+        run_rows = [[record_name(r), r.recipe, str(r.seed), str(r.date)[:10], _commit(r),
+                     _f(r.top1_err), "yes" if r.complete else "no", hardware_label(r)]
+                    for r in records]
         out += [tabulate(run_rows, headers=["record", "recipe", "seed", "date", "commit",
                                             "top-1 err", "complete", "hardware"],
                          tablefmt="github", disable_numparse=True), ""]
@@ -204,8 +185,19 @@ def render_markdown(rows: list[Row], records: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def _commit(record: dict[str, Any]) -> str:
-    git = record.get("git") or {}
+def section_summary(rows: list[Row]) -> str:
+    """The count line at the top of a section: rows, how many a shipped recipe trains, and
+    how many have each status."""
+    counts = {s: sum(r.status == s for r in rows)
+              for s in (WITHIN, OUTSIDE, UNCHECKED, NOT_RUN, NO_REFERENCE, PEER)}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    runnable = sum(r.runnable for r in rows)
+    return (f"{len(rows)} rows, {runnable} runnable here (a shipped recipe trains them): "
+            f"{summary}.")
+
+
+def _commit(record: RunRecord) -> str:
+    git = record.git or {}
     commit = (git.get("commit") or "unknown")[:10]
     return commit + (" (dirty)" if git.get("dirty") else "")
 
@@ -213,31 +205,69 @@ def _commit(record: dict[str, Any]) -> str:
 def render_csv(rows: list[Row]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["network", "recipe", "dataset", "protocol", "published_top1_err",
-                     "published_top5_err", "tolerance", "verified", "source", "ours_top1_err",
-                     "ours_top1_std", "ours_top5_err", "ours_top5_std", "n", "incomplete",
-                     "diff_top1", "status", "params_m", "gmacs", "train_time_s", "hardware"])
+    writer.writerow([f.name for f in FIELDS])
     for r in rows:
-        p = r.published
-        writer.writerow([r.network, r.recipe, r.dataset, r.protocol,
-                         _f(p.top1_err if p else None), _f(p.top5_err if p else None),
-                         _f(p.tolerance if p else None), "" if p is None else str(p.verified).lower(),
-                         p.source if p else "", _f(r.top1[0] if r.top1 else None, 4),
-                         _f(r.top1[1] if r.top1 else None, 4), _f(r.top5[0] if r.top5 else None, 4),
-                         _f(r.top5[1] if r.top5 else None, 4), r.n, r.incomplete,
-                         _f(r.diff1, 4), r.status, _f(p.params_m if p else None, 3),
-                         _f(p.gmacs if p else None, 3), _f(r.train_time_s, 1),
-                         _f(r.time_to_reference_s, 1), r.hardware])
+        writer.writerow([_text(f, r) for f in FIELDS])
     return buffer.getvalue()
+
+
+def render_json(rows: list[Row]) -> str:
+    return json.dumps([{f.name: f.value(r) for f in FIELDS} for r in rows], indent=2,
+                      ensure_ascii=False) + "\n"
+
+
+def render_terminal(rows: list[Row], width: int = TERMINAL_WIDTH, wide: bool = False) -> str:
+    """The rows for a terminal: the ``short`` columns that any row fills, two spaces apart,
+    fitted into ``width``: the most shrinkable shortened (ending in "…") down to their
+    ``narrowest``, then the ``optional`` ones left out, then every shrinkable one clipped
+    further. ``wide``: every column, in full (the markdown table)."""
+    if wide:
+        return _table(rows)
+    columns = [c for c in COLUMNS  # (a column no row fills is left out)
+               if c.short and any((c.brief or c.cell)(r) for r in rows)]
+    widths = _fit(columns, rows, width, lambda c: max(c.narrowest, len(c.short)))
+    if widths is None:
+        columns = [c for c in columns if not c.optional]
+        widths = _fit(columns, rows, width, lambda c: max(c.narrowest, len(c.short)))
+    if widths is None:
+        widths = _fit(columns, rows, width, lambda c: 4, final=True)
+    cells = [[c.short for c in columns], *([(c.brief or c.cell)(r) for c in columns]
+                                           for r in rows)]
+    lines = ["  ".join(_clip(t, widths[i]).ljust(widths[i]) for i, t in enumerate(row)).rstrip()
+             for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fit(columns: list[Column], rows: list[Row], width: int, floor: Callable[[Column], int],
+         final: bool = False) -> list[int] | None:
+    """Column widths that fit ``width`` when the shrinkable columns (most shrinkable first) go
+    no narrower than ``floor``; None if they cannot (``final``: the narrowest widths anyway)."""
+    widths = [max(len(c.short), *(len((c.brief or c.cell)(r)) for r in rows)) for c in columns]
+    excess = sum(widths) + 2 * (len(columns) - 1) - width
+    for i in sorted((i for i, c in enumerate(columns) if c.shrink),
+                    key=lambda i: -columns[i].shrink):
+        cut = max(0, min(excess, widths[i] - floor(columns[i])))
+        widths[i] -= cut
+        excess -= cut
+    return widths if excess <= 0 or final else None
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def current_rows(results: Path) -> tuple[list[Row], list[RunRecord]]:
+    """The rows (and checked records) of ``results/``."""
+    from bench.results.published import load_published
+    from bench.results.records import load_records
+    records = load_records(results)
+    return build_rows(load_published(results / "published.toml"), records), records
 
 
 def generate(results: Path) -> dict[Path, str]:
     """The generated files and their contents (nothing written)."""
-    from bench.results.published import load_published
-    from bench.results.records import load_records
-    published = load_published(results / "published.toml")
-    records = load_records(results)
-    rows = build_rows(published, records)
+    rows, records = current_rows(results)
     return {results / "README.md": render_markdown(rows, records),
             results / "results.csv": render_csv(rows)}
 
@@ -249,7 +279,7 @@ def stale_files(results: Path) -> list[Path]:
 
 
 def write_table(results: Path) -> list[Path]:
-    from bench.engine.checkpoint import atomic_write_text
+    from bench.files import atomic_write_text
     written = []
     for path, text in generate(results).items():
         if not path.is_file() or path.read_text(encoding="utf-8") != text:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bench.engine import checkpoint as ck
-from bench.engine.checkpoint import (atomic_write_text, latest_checkpoint, load_checkpoint,
-                                     save_checkpoint)
+from bench.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from bench.errors import BenchError
+from bench.files import atomic_write_text
 
 
 @pytest.fixture

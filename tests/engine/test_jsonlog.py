@@ -7,8 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from bench.engine.jsonlog import JsonLog, Progress, read_log
+from bench.engine.jsonlog import JsonLog, Progress
 from bench.errors import BenchError
+from bench.files import read_log
 
 
 def test_lines_are_json_with_event_time_and_utc(tmp_path):

@@ -1,14 +1,24 @@
-"""Test fixtures for the results layer: a small published.toml and run records. They live
-under tests/ and are written to temporary folders, never into results/."""
+"""Test fixtures for the results layer: a small published.toml, run records and run
+directories. They live under tests/ and are written to temporary folders, never into results/.
+
+A fixture record is consistent (its summary is its history's) and a fixture run directory holds
+the files a run writes, with their checksums in its result.json, so the records pass the checks
+a real run's record passes; tests then break one thing at a time.
+"""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+
+from bench.recipes import list_recipes, load_recipe, recipe_hash, recipe_to_dict
+from bench.runrecord import RunRecord, run_files
 
 PUBLISHED = """
 schema = 1
 [recipe_codes]
 "HE15-C10" = "fixture"
+"TV" = "fixture: a peer's number no recipe here trains"
 
 [[published]]
 network = "cifar_resnet20_v1_a"
@@ -51,6 +61,18 @@ top1_err = 7.9
 tolerance = 0.5
 verified = false
 source = "fixture: GluonCV CIFAR10.csv"
+
+[[published]]
+network = "cifar_resnet56_v1"
+recipe = "TV / ResNet-56 (a peer's recipe)"
+dataset = "cifar10"
+protocol = "full"
+top1_err = 6.5
+tolerance = 0.5
+verified = true
+source = "fixture: a peer's model zoo"
+recipe_code = "TV"
+gmacs = 0.126
 """
 
 
@@ -61,29 +83,73 @@ def write_published(results: Path, text: str = PUBLISHED) -> Path:
     return path
 
 
+def _recipe(name: str, seed: int):
+    """The shipped recipe ``name`` with ``seed`` (None for a recipe that is not shipped)."""
+    if name not in list_recipes():
+        return None
+    shipped = load_recipe(name)
+    return dataclasses.replace(shipped, train=dataclasses.replace(shipped.train, seed=seed))
+
+
 def record(recipe: str, network: str, top1: float, seed: int = 0, complete: bool = True,
-           dataset: str = "cifar10", protocol: str = "full", **extra) -> dict:
-    return {"schema": 1, "recipe": recipe, "recipe_hash": f"{seed:016x}", "network": network,
-            "dataset": dataset, "protocol": protocol, "top1_err": top1, "top5_err": 0.3,
-            "complete": complete, "seed": seed, "epochs_done": 164, "train_time_s": 7200.0,
-            "date": f"2026-11-2{seed}T00:00:00+00:00",
-            "git": {"commit": "0123456789abcdef", "dirty": False},
-            "versions": {"mxnet": "1.9.1"}, "command": "bench run recipe " + recipe,
-            "hardware": {"cpu": "fixture CPU", "cpu_cores": 2, "gpus": ["Tesla V100"]},
-            "reference": {"top1_err": 8.75, "top5_err": None, "tolerance": 0.5,
-                          "source": "fixture", "verified": True, "direction": "both"},
-            "history": [{"epoch": 1, "top1_err": top1 + 10, "train_time_s": 10.0,
-                         "partial": False}], **extra}
+           dataset: str = "cifar10", protocol: str = "full", epochs: int = 3) -> RunRecord:
+    """A consistent record of a run whose last of ``epochs`` evaluations gives ``top1``
+    (``complete=False``: the run stopped one epoch before the end of its schedule)."""
+    trained = _recipe(recipe, seed)
+    r_hash = recipe_hash(trained) if trained else f"{seed:016x}"
+    ref = trained.reference if trained else None
+    reference = ({"top1_err": ref.top1_err, "top5_err": ref.top5_err, "tolerance": ref.tolerance,
+                  "source": ref.source, "verified": ref.verified, "direction": ref.direction}
+                 if ref else {"top1_err": 8.75, "top5_err": None, "tolerance": 0.5,
+                              "source": "fixture", "verified": True, "direction": "both"})
+    schedule = epochs + (0 if complete else 1)
+    history = [{"epoch": e, "iteration": 10 * e, "top1_err": top1 + 10.0 * (epochs - e),
+                "top5_err": 0.3, "num_samples": 100, "epoch_time_s": 3.0,
+                "train_time_s": 3.0 * e, "partial": False} for e in range(1, epochs + 1)]
+    last = history[-1]
+    from bench.runrecord import reached_reference
+    return RunRecord(
+        kind="training", recipe=recipe, recipe_hash=r_hash, shipped_recipe_hash=r_hash,
+        network=network, dataset=dataset, protocol=protocol, seed=seed,
+        top1_err=last["top1_err"], top5_err=last["top5_err"], num_eval_samples=100,
+        complete=complete, epochs_done=epochs, epochs=schedule, iterations=last["iteration"],
+        total_iterations=10 * schedule, train_time_s=last["train_time_s"],
+        train_images_per_s=last["iteration"] * 128 / last["train_time_s"], global_batch=128,
+        workers=1, lr=0.1, dtype="float32", wall_time_s=12.0, reference=reference,
+        reached_reference=reached_reference(history, reference), history=history, files={},
+        changes=[], command=f"bench run recipe {recipe}", started=f"2026-11-2{seed}T00:00:00+00:00",
+        date=f"2026-11-2{seed}T01:00:00+00:00",
+        git={"commit": "0123456789abcdef", "dirty": False}, versions={"mxnet": "1.9.1"},
+        hardware={"cpu": "fixture CPU", "cpu_cores": 2, "gpus": ["Tesla V100"]})
 
 
-def write_run(folder: Path, rec: dict) -> Path:
-    """A run directory with result.json (and a small log for plots)."""
+def write_run(folder: Path, rec: RunRecord) -> Path:
+    """A run directory as a run leaves it: recipe.json, run.json, log.jsonl, metrics.json, a
+    final checkpoint and result.json with their checksums."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "result.json").write_text(json.dumps(rec))
-    log = [{"event": "start", "recipe": rec["recipe"]},
-           {"event": "window", "iteration": 10, "train_error": 0.5},
-           {"event": "epoch", "epoch": 1, "top1_err": 40.0},
-           {"event": "window", "iteration": 20, "train_error": 0.3},
-           {"event": "epoch", "epoch": 2, "top1_err": 25.0}]
+    trained = _recipe(rec.recipe, rec.seed)
+    (folder / "recipe.json").write_text(json.dumps(recipe_to_dict(trained) if trained else {}))
+    (folder / "run.json").write_text(json.dumps({"command": rec.command, "date": rec.started}))
+    log = [{"event": "start", "recipe": rec.recipe}]
+    for entry in rec.history:
+        log += [{"event": "window", "iteration": entry["iteration"] - 5, "train_error": 0.5},
+                {"event": "window", "iteration": entry["iteration"], "train_error": 0.3},
+                {"event": "epoch", **entry}]
     (folder / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
+    metrics = {k: v for k, v in rec.content().items() if k in METRICS}
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    ckpt = folder / "checkpoints" / f"ckpt-{rec.epochs_done:04d}-{rec.iterations:08d}"
+    ckpt.mkdir(parents=True)
+    for name in ("net.params", "trainer.states", "state.json"):
+        (ckpt / name).write_bytes(name.encode() * 10)
+    full = dataclasses.replace(rec, files=run_files(folder, ckpt), run_dir=str(folder))
+    full.dump(folder / "result.json")
+    with open(folder / "log.jsonl", "a") as f:  # the run logs its end after result.json
+        f.write(json.dumps({"event": "end", "top1_err": rec.top1_err}) + "\n")
     return folder
+
+
+METRICS = ("recipe", "network", "dataset", "protocol", "top1_err", "top5_err",
+           "num_eval_samples", "epochs_done", "epochs", "iterations", "total_iterations",
+           "train_time_s", "train_images_per_s", "seed", "global_batch", "workers", "lr",
+           "dtype", "complete", "history")

@@ -28,9 +28,9 @@ def test_eval_record_writes_a_weights_protocol_row(tmp_path, gluoncv_params):
     result = invoke(*args, "--record", "gluoncv_cifar_resnet20_v1")
     assert result.exit_code == 0, result.stderr
     (record,) = load_records(results)
-    assert record["protocol"] == "full (published weights)" and record["seed"] is None
-    assert record["num_eval_samples"] == 7 and record["params_file"] == gluoncv_params.name
-    assert record["recipe"] == "gluoncv_cifar_resnet20_v1"
+    assert record.protocol == "full (published weights)" and record.seed is None
+    assert record.num_eval_samples == 7 and record.params_file == gluoncv_params.name
+    assert record.recipe == "gluoncv_cifar_resnet20_v1" and record.kind == "weights"
 
 
 def test_eval_record_refuses_a_recipe_for_other_weights(tmp_path, gluoncv_params):

@@ -66,10 +66,34 @@ def test_stored_counts_match_the_profiler(recipe):
 
 def test_records_are_real_runs_with_provenance():
     for record in load_records(RESULTS):
-        assert record["recipe"] in list_recipes()
-        assert record["git"]["commit"] and record["hardware"]["cpu"] and record["versions"]
-        assert record["command"].startswith("bench run recipe")
+        assert record.recipe in list_recipes()
+        assert record.git["commit"] and record.hardware["cpu"] and record.versions
+        assert record.command.startswith("bench run recipe")
 
 
 def test_committed_table_is_current():
     assert stale_files(RESULTS) == [], "run `bench table` and commit results/"
+
+
+def test_committed_csv_parses_with_one_value_per_header_name():
+    from tests.results.test_table_formats import parse_csv
+    rows = parse_csv((RESULTS / "results.csv").read_text(encoding="utf-8"))
+    assert len(rows) == len(PUBLISHED) + len({(r.network, r.recipe, r.dataset, r.protocol)
+                                              for r in load_records(RESULTS)}
+                                             - {p.key for p in PUBLISHED})
+
+
+def test_rows_no_shipped_recipe_trains_are_references():
+    """Peer rows are found from the data (their recipe is not in recipes/), not listed."""
+    from tests.results.test_table_formats import parse_csv
+    rows = parse_csv((RESULTS / "results.csv").read_text(encoding="utf-8"))
+    peers = [r for r in rows if r["recipe"] not in SHIPPED]
+    assert len(peers) == len(OTHERS) > 100
+    assert {r["status"] for r in peers} == {"reference (no recipe here)"}
+    assert all(r["runnable_here"] == "false" for r in peers)
+    readme = (RESULTS / "README.md").read_text(encoding="utf-8")
+    for dataset, title in (("imagenet", "ImageNet-1k"), ("cifar10", "CIFAR-10")):
+        runnable = sum(p.dataset == dataset and p.recipe in SHIPPED for p in PUBLISHED)
+        total = sum(p.dataset == dataset for p in PUBLISHED)
+        section = readme.split(f"## {title}\n", 1)[1]
+        assert section.lstrip().startswith(f"{total} rows, {runnable} runnable here")

@@ -9,8 +9,8 @@ import pytest
 from bench.errors import BenchError
 from bench.results.published import load_published
 from bench.results.records import load_records, record_run
-from bench.results.table import (NOT_RUN, OUTSIDE, UNCHECKED, WITHIN, build_rows, generate,
-                                 stale_files, write_table)
+from bench.results.table import (NOT_RUN, OUTSIDE, PEER, UNCHECKED, WITHIN, build_rows,
+                                 generate, stale_files, write_table)
 from tests.cli import invoke
 from tests.results.fixtures import PUBLISHED, record, write_published, write_run
 
@@ -47,6 +47,8 @@ def test_table_rows_have_the_expected_statistics_and_status(results):
     assert rows["he2015_cifar10_resnet110"].status == NOT_RUN
     assert rows["he2015_cifar10_resnet110"].n == 0 and rows["he2015_cifar10_resnet110"].top1 is None
     assert rows["gluoncv_cifar_resnet20_v1"].status == UNCHECKED
+    peer = rows["TV / ResNet-56 (a peer's recipe)"]
+    assert peer.status == PEER and not peer.runnable and rows["he2015_cifar10_resnet110"].runnable
 
 
 def test_generated_files_are_deterministic_and_complete(results):
@@ -55,8 +57,10 @@ def test_generated_files_are_deterministic_and_complete(results):
     readme = first[results / "README.md"]
     assert "8.80 ± 0.28 (n=2)" in readme and "(1 incomplete not counted)" in readme
     assert "not run yet" in readme and "reference unchecked" in readme
+    assert "5 rows, 4 runnable here (a shipped recipe trains them): 1 within, 1 outside, " \
+           "1 reference unchecked, 1 not run yet, 1 reference (no recipe here)." in readme
     csv_text = first[results / "results.csv"]
-    assert csv_text.count("\n") == 1 + 4
+    assert csv_text.count("\n") == 1 + 5
 
 
 def test_check_fails_after_a_run_is_added_and_passes_after_regenerating(results, tmp_path):
@@ -90,6 +94,7 @@ def test_junit_has_one_case_per_checked_row(results):
 
 
 def test_check_of_a_single_run_directory(tmp_path):
+    """(The run's reference is its recipe's: He 2015's 8.75 % with tolerance 0.5.)"""
     good = write_run(tmp_path / "good", record("he2015_cifar10_resnet20",
                                                "cifar_resnet20_v1_a", 8.9))
     bad = write_run(tmp_path / "bad", record("he2015_cifar10_resnet20",
@@ -122,7 +127,8 @@ def test_plots_write_pngs_of_the_requested_size(results, tmp_path):
 @pytest.mark.parametrize("content, fragment", [
     (None, "no run record"),
     ("{not json", "not a readable run record"),
-    ('{"schema": 1, "recipe": "x"}', "run record lacks"),
+    ('{"schema": 2, "recipe": "x"}', "run record lacks field"),
+    ('{"schema": 1, "recipe": "x"}', "record schema 1, this suite reads schema 2; it predates"),
     ('{"schema": 7}', "record schema 7"),
 ])
 def test_bad_records_are_one_line_errors_and_write_nothing(tmp_path, content, fragment):
@@ -147,8 +153,9 @@ def test_record_never_overwrites_a_different_record(results, tmp_path):
     rec = record("he2015_cifar10_resnet20", "cifar_resnet20_v1_a", 8.6, seed=0)
     again = record_run(write_run(tmp_path / "same", rec), results)  # identical: a no-op
     before = again.read_bytes()
+    other = record("he2015_cifar10_resnet20", "cifar_resnet20_v1_a", 1.0, seed=0)
     with pytest.raises(BenchError, match="different record; not overwritten"):
-        record_run(write_run(tmp_path / "other", dict(rec, top1_err=1.0)), results)
+        record_run(write_run(tmp_path / "other", other), results)
     assert again.read_bytes() == before
 
 

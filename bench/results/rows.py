@@ -1,0 +1,128 @@
+"""The rows of the results table: published numbers next to the statistics of our runs, and
+each row's status (see :data:`STATUS_RULE`)."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from bench.results.published import DATASETS, Published
+from bench.runrecord import RunRecord
+
+WITHIN, OUTSIDE, NOT_RUN, UNCHECKED, NO_REFERENCE, PEER = (
+    "within", "outside", "not run yet", "reference unchecked", "no published number",
+    "reference (no recipe here)")
+STATUSES = (WITHIN, OUTSIDE, UNCHECKED, NOT_RUN, PEER, NO_REFERENCE)
+STATUS_RULE = (
+    "Status: *within* when the mean of our complete runs differs from the published error by at "
+    "most the tolerance (top-1, and top-5 where published; for a target marked `max`, only "
+    "being worse than published + tolerance counts); *outside* otherwise; *reference unchecked* "
+    "when the published number has not been checked against its source (ours is shown, the "
+    "gate only warns); *not run yet* when no run is recorded; *reference (no recipe here)* for "
+    "a published row (a peer's: torchvision, timm, mmpretrain, a paper's variant...) that no "
+    "recipe in `recipes/` trains, shown for comparison only.")
+
+
+@dataclass(frozen=True)
+class Row:
+    network: str
+    recipe: str
+    dataset: str
+    protocol: str
+    published: Published | None
+    top1: tuple[float, float] | None  # mean, std over seeds
+    top5: tuple[float, float] | None
+    n: int
+    incomplete: int
+    train_time_s: float | None
+    time_to_reference_s: float | None  # mean over runs that got within tolerance at some epoch
+    hardware: str
+    status: str
+    runnable: bool  # a shipped recipe trains it (`bench run recipe RECIPE`)
+
+    @property
+    def diff1(self) -> float | None:
+        if self.top1 and self.published and self.published.top1_err is not None:
+            return self.top1[0] - self.published.top1_err
+        return None
+
+    @property
+    def diff5(self) -> float | None:
+        if self.top5 and self.published and self.published.top5_err is not None:
+            return self.top5[0] - self.published.top5_err
+        return None
+
+
+def _key(record: RunRecord) -> tuple[str, str, str, str]:
+    return (record.network, record.recipe, record.dataset, record.protocol)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float] | None:
+    if not values:
+        return None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def judge(published: Published | None, top1, top5, n: int, runnable: bool = True) -> str:
+    """The status of one row (see :data:`STATUS_RULE`)."""
+    if published is None:
+        return NO_REFERENCE
+    if n == 0:
+        return NOT_RUN if runnable else PEER
+    if not published.verified:
+        return UNCHECKED
+    return WITHIN if within(published, top1, top5) else OUTSIDE
+
+
+def within(published: Published, top1, top5) -> bool:
+    checks = [(published.top1_err, top1), (published.top5_err, top5)]
+    for reference, ours in checks:
+        if reference is None or ours is None:
+            continue
+        diff = ours[0] - reference
+        if diff > published.tolerance or (published.direction == "both"
+                                           and -diff > published.tolerance):
+            return False
+    return True
+
+
+def build_rows(published: list[Published], records: list[RunRecord],
+               shipped: set[str] | None = None) -> list[Row]:
+    """One row per published entry, plus one per recorded key that has no entry. A row is
+    runnable when its recipe is one of ``shipped`` (default: the recipes in ``recipes/``); the
+    others are the peers' published numbers (``build_published.py`` names them "CODE / model")."""
+    if shipped is None:
+        from bench.recipes import list_recipes
+        shipped = set(list_recipes())
+    by_key: dict[tuple, list[RunRecord]] = {}
+    for record in records:
+        by_key.setdefault(_key(record), []).append(record)
+    entries = {p.key: p for p in published}
+    rows = []
+    for key in sorted(set(entries) | set(by_key), key=_sort_key):
+        runs = by_key.get(key, [])
+        done = [r for r in runs if r.complete]
+        top1 = _mean_std([r.top1_err for r in done if r.top1_err is not None])
+        top5 = _mean_std([r.top5_err for r in done if r.top5_err is not None])
+        times = [r.train_time_s for r in done if r.train_time_s is not None]
+        reached = [r.reached_reference["train_time_s"] for r in done if r.reached_reference]
+        hardware = sorted({hardware_label(r) for r in done})
+        entry = entries.get(key)
+        runnable = key[1] in shipped
+        rows.append(Row(*key, entry, top1, top5, len(done), len(runs) - len(done),
+                        statistics.fmean(times) if times else None,
+                        statistics.fmean(reached) if reached else None, "; ".join(hardware),
+                        judge(entry, top1, top5, len(done), runnable), runnable))
+    return rows
+
+
+def _sort_key(key: tuple[str, str, str, str]) -> tuple:
+    dataset = DATASETS.index(key[2]) if key[2] in DATASETS else len(DATASETS)
+    return (dataset, key[1], key[0], key[3])
+
+
+def hardware_label(record: RunRecord) -> str:
+    hw = record.hardware or {}
+    gpus = hw.get("gpus") or []
+    if gpus:
+        return f"{len(gpus)}x {gpus[0]}"
+    return f"{hw.get('cpu', '?')} ({hw.get('cpu_cores', '?')} cores)"
