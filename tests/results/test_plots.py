@@ -49,7 +49,7 @@ def test_protocol_labels_give_their_crops(protocol, dataset, crops):
 def test_a_320_crop_row_is_at_the_compute_of_a_320_crop():
     """Oracle: the profiler counting ResNet-18 on a 320x320 input (not the area ratio)."""
     from bench.models import get_model
-    from bench.models.profile import profile
+    from bench.models import profile
     at_224 = profile(get_model("resnet18_v1", classes=1000), (1, 3, 224, 224)).macs / 1e9
     at_320 = profile(get_model("resnet18_v1", classes=1000), (1, 3, 320, 320)).macs / 1e9
     row = Published(network="resnet18_v1", recipe="x", dataset="imagenet",

@@ -18,7 +18,7 @@ def runs(tmp_path_factory):
     three steps of the shipped recipe (incomplete: stopped by --max-steps)."""
     out = tmp_path_factory.mktemp("runs")
     recipe = load_recipe("digits_resnet")
-    options = dict(out=out, progress=False, workers=0)
+    options = dict(out=out, progress=False, loader_workers=0)
     one_epoch = start_run(recipe, RunOptions(epochs=1, **options))
     three_steps = start_run(recipe, RunOptions(max_steps=3, **options))
     return one_epoch, three_steps
