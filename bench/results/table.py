@@ -218,7 +218,7 @@ def render_json(rows: list[Row]) -> str:
 
 def render_terminal(rows: list[Row], width: int = TERMINAL_WIDTH, wide: bool = False) -> str:
     """The rows for a terminal: the ``short`` columns that any row fills, two spaces apart,
-    fitted into ``width``: the most shrinkable shortened (ending in "…") down to their
+    fitted into ``width``: the most shrinkable shortened (ending in "...") down to their
     ``narrowest``, then the ``optional`` ones left out, then every shrinkable one clipped
     further. ``wide``: every column, in full (the markdown table)."""
     if wide:
@@ -254,7 +254,8 @@ def _fit(columns: list[Column], rows: list[Row], width: int, floor: Callable[[Co
 
 
 def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
+    from bench.terminal import shorten
+    return shorten(text, width)
 
 
 def current_rows(results: Path) -> tuple[list[Row], list[RunRecord]]:

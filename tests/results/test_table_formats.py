@@ -91,7 +91,7 @@ def test_a_long_cell_is_shortened_with_an_ellipsis(tmp_path):
     write_published(root)
     rows = build_rows(load_published(root / "published.toml"), [])
     text = render_terminal(rows, width=70)
-    assert max(len(line) for line in text.splitlines()) <= 70 and "…" in text
+    assert max(len(line) for line in text.splitlines()) <= 70 and "..." in text
     assert "fixture: He et al. 2015 Table 6" in render_terminal(rows, wide=True)
 
 
