@@ -15,6 +15,14 @@ table is the number a run measured:
   appends its ``end`` line after it), ``metrics.json`` and the files of the final checkpoint,
   checked by :func:`verify_files` when a run directory is checked or recorded.
 
+A record is one training run's: ``run_id`` (made when the run starts and kept in its
+``run.json``) is the same after any resume and in any copy of the run directory, so ``bench
+record`` keeps one record per run (:meth:`RunRecord.identity`). ``modified`` lists what makes the
+run differ from its recipe as shipped (``--epochs``, ``--set`` values, another global batch or
+precision, a ``--max-steps`` stop): such a run is its own labelled row, never the shipped one's.
+Both are digest-protected like every field; records written before them lack both keys and are
+identified by their ``run.json`` checksum.
+
 Schema 2 (this one) added ``kind``, ``shipped_recipe_hash``, ``files`` and ``digest``. Schema-1
 records carry neither checksums nor digests and are refused with a pointer to rerun.
 """
@@ -25,6 +33,8 @@ import hashlib
 import json
 import math
 import re
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +49,13 @@ APPEND_ONLY = ("log.jsonl",)
 HISTORY_KEYS = ("epoch", "iteration", "top1_err", "top5_err", "num_samples", "train_time_s",
                 "partial")
 _RERECORD = "the record was edited or is corrupt: rerun or re-record it (`bench record RUN_DIR`)"
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")  # UTC start time, 32 random bits
+
+
+def new_run_id() -> str:
+    """A training run's identity, made once when it starts (``run.json``): its UTC start time
+    and 32 random bits, so two runs started in the same second (same seed or not) differ."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,10 @@ class RunRecord:
     git: dict
     versions: dict
     hardware: dict
+    # One training run across resumes and copies (None: written before runs had an identity).
+    run_id: str | None = None
+    # What differs from the recipe as shipped (None: written before; see changed()).
+    modified: list | None = None
     params_file: str | None = None  # kind "weights": the re-evaluated file and its sha256
     params_sha256: str | None = None
     input_size: int | None = None
@@ -106,6 +127,28 @@ class RunRecord:
     def stored(self) -> "RunRecord":
         """The record as ``bench record`` keeps it (without the local ``run_dir``)."""
         return dataclasses.replace(self, run_dir=None)
+
+    def identity(self) -> str:
+        """What makes two records the same measurement: a training run's ``run_id`` (older
+        records: the checksum of their ``run.json``, which no resume rewrote), or for
+        re-evaluated weights the file, recipe and evaluation."""
+        if self.kind == "weights":
+            return (f"weights {self.params_sha256} as {self.recipe}, {self.protocol}, "
+                    f"input {self.input_size}, resize {self.resize}")
+        if self.run_id is not None:
+            return f"run {self.run_id}"
+        entry = self.files.get("run.json") if isinstance(self.files, dict) else None
+        run_json = str(entry.get("sha256") if isinstance(entry, dict) else None)[:16]
+        return f"run with run.json sha256 {run_json}"
+
+    def changed(self) -> list[str]:
+        """What differs from the recipe as shipped (empty: a run of the shipped recipe). A
+        record older than ``modified`` is judged by its recipe hash."""
+        if self.modified is not None:
+            return list(self.modified)
+        if self.shipped_recipe_hash is not None and self.recipe_hash != self.shipped_recipe_hash:
+            return [f"recipe {self.recipe_hash[:8]}"]
+        return []
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> "RunRecord":
@@ -153,6 +196,7 @@ class RunRecord:
         if self.kind not in KINDS:
             raise BenchError(f"{where}: field 'kind' is {self.kind!r}, not one of "
                              f"{', '.join(KINDS)}")
+        _check_identity(self, where)
         try:
             for name, expected, how, compare in self._derived():
                 recorded = getattr(self, name)
@@ -197,6 +241,45 @@ class RunRecord:
         out.append(("reached_reference", reached_reference(history, self.reference),
                     "its history against its reference", _same))
         return out
+
+
+def _check_identity(record: RunRecord, where: str) -> None:
+    """``run_id`` and ``modified`` have their shape (a weights record has neither)."""
+    run_id, modified = record.run_id, record.modified
+    if run_id is not None and (record.kind != "training" or not isinstance(run_id, str)
+                               or not RUN_ID.fullmatch(run_id)):
+        raise BenchError(f"{where}: field 'run_id' is {run_id!r}, not a training run's "
+                         f"identity (UTC start time and 8 hex digits); {_RERECORD}")
+    if modified is not None and (not isinstance(modified, list)
+                                 or not all(isinstance(m, str) and m for m in modified)
+                                 or (modified and record.kind != "training")):
+        raise BenchError(f"{where}: field 'modified' is {modified!r}, not a list of what "
+                         f"changed from the shipped recipe; {_RERECORD}")
+
+
+def recipe_changes(trained: Any, shipped: Any) -> list[str]:
+    """``key=value`` (TOML/JSON spelling) for every recipe value that ``trained`` sets
+    differently from ``shipped`` (two :class:`bench.recipes.Recipe`), compared by value (so
+    32000 and 32000.0 are one value), prose left out, the reference included: a changed
+    reference changes what a run is judged against."""
+    from bench.recipes import recipe_to_dict
+    from bench.recipes.schema import SECTIONS
+    keys = ("network", "network_args", *SECTIONS)
+    a, b = recipe_to_dict(trained), recipe_to_dict(shipped)
+    flat_a = _flatten({k: a.get(k) for k in keys})
+    flat_b = _flatten({k: b.get(k) for k in keys})
+    return [f"{key}={json.dumps(flat_a.get(key))}" for key in sorted(set(flat_a) | set(flat_b))
+            if flat_a.get(key) != flat_b.get(key)]
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def reached_reference(history: list[dict], reference: dict) -> dict | None:

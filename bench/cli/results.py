@@ -16,11 +16,14 @@ _RESULTS = click.option("--results-dir", type=click.Path(path_type=Path), defaul
 @_RESULTS
 def record(run_dirs: tuple[Path, ...], results_dir: Path | None) -> None:
     """Check each RUN_DIR against its files and copy its result.json into results/runs/
-    (then run `bench table`)."""
+    (then run `bench table`). One record per training run: recording a run again is a no-op,
+    or replaces its record if it trained further since (resumed); anything else is refused.
+    A run of a modified recipe (--epochs, --set, --max-steps, another batch) is recorded as
+    its own row, labelled with what changed."""
     from bench.results import results_dir as resolve
     from bench.results.records import record_run
     for run_dir in run_dirs:
-        click.echo(f"recorded {record_run(run_dir, resolve(results_dir))}")
+        record_run(run_dir, resolve(results_dir), report=click.echo)
 
 
 @click.command("table")
@@ -30,8 +33,8 @@ def record(run_dirs: tuple[Path, ...], results_dir: Path | None) -> None:
 @click.option("--check", is_flag=True,
               help="Exit 1 if results/README.md or results.csv is stale (for CI).")
 @click.option("--row", "row_pattern", default=None, metavar="PATTERN",
-              help="Also print the rows whose recipe or network matches PATTERN (shortened to "
-                   "100 columns; see --wide).")
+              help="Also print the rows whose recipe or network matches PATTERN, a recipe's "
+                   "modified rows included (shortened to 100 columns; see --wide).")
 @click.option("--wide", is_flag=True, help="With --row: every column, in full.")
 @_RESULTS
 def table(fmt: str | None, check: bool, row_pattern: str | None, wide: bool,
@@ -64,11 +67,10 @@ def table(fmt: str | None, check: bool, row_pattern: str | None, wide: bool,
 
 
 def _echo_rows(results: Path, pattern: str, fmt: str | None, wide: bool) -> None:
-    import fnmatch
     from bench.errors import BenchError
     from bench.results import table as t
-    rows = [r for r in t.current_rows(results)[0] if fnmatch.fnmatchcase(r.recipe, pattern)
-            or fnmatch.fnmatchcase(r.network, pattern)]
+    from bench.results.rows import matches
+    rows = [r for r in t.current_rows(results)[0] if matches(r, pattern)]
     if not rows:
         raise BenchError(f"--row {pattern!r} matches no row's recipe or network "
                          "(`bench table --format csv` lists them)")
@@ -86,7 +88,9 @@ def _echo_rows(results: Path, pattern: str, fmt: str | None, wide: bool) -> None
 def check(targets: tuple[str, ...], fmt: str, results_dir: Path | None) -> None:
     """The regression gate: exit 1 when a recorded result (or the fresh run RUN_DIR) lies
     outside its published tolerance; unchecked published numbers only warn. Without an
-    argument: every recorded row. A target that matches nothing is an error."""
+    argument: every recorded row. A target that matches nothing is an error (exit 2). Rows of
+    modified recipes are listed as skipped, never judged; a RUN_DIR of a modified recipe
+    (--epochs, --set, --max-steps, another batch) exits 2 with one line saying what changed."""
     from bench.results import results_dir as resolve
     from bench.results import gate as g
     verdicts = g.gate(targets, resolve(results_dir))

@@ -1,6 +1,7 @@
 """The run's summary files: ``metrics.json`` (numbers) and ``result.json`` (the run record,
-:class:`bench.runrecord.RunRecord`: numbers, the recipe's reference, provenance, checksums of the
-run's files; the results layer reads only this)."""
+:class:`bench.runrecord.RunRecord`: numbers, the recipe's reference, the run's identity and what
+it changed from the shipped recipe, provenance, checksums of the run's files; the results layer
+reads only this)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +12,9 @@ from typing import Any
 
 from bench.data.spec import protocol_label
 from bench.engine.checkpoint import latest_checkpoint
+from bench.files import read_log
 from bench.recipes import Recipe
-from bench.runrecord import RunRecord, reached_reference, run_files
+from bench.runrecord import RunRecord, reached_reference, recipe_changes, run_files
 
 
 def write_result(run_dir: Path, recipe: Recipe, metrics: dict[str, Any], r_hash: str) -> Path:
@@ -36,6 +38,7 @@ def write_result(run_dir: Path, recipe: Recipe, metrics: dict[str, Any], r_hash:
         history=metrics["history"], command=info.get("command"), started=info.get("date"),
         date=now["date"], git=info.get("git"), versions=info.get("versions"),
         hardware=info.get("hardware"), changes=info.get("changes", []),
+        run_id=info.get("run_id"), modified=modifications(run_dir, recipe, info, metrics),
         files=run_files(run_dir, latest_checkpoint(run_dir)))
     path = run_dir / "result.json"
     record.dump(path)
@@ -45,13 +48,60 @@ def write_result(run_dir: Path, recipe: Recipe, metrics: dict[str, Any], r_hash:
 def shipped_recipe_hash(recipe: Recipe) -> str | None:
     """The hash of the shipped recipe of this name trained with this run's seed: it differs
     from the run's own hash when --set/--epochs (or a recipe file of the same name) changed
-    what was trained, and ``bench record`` then keeps the run out of the shipped row."""
-    from bench.recipes import list_recipes, load_recipe, recipe_hash
+    what was trained."""
+    from bench.recipes import recipe_hash
+    shipped = _shipped(recipe)
+    return None if shipped is None else recipe_hash(shipped)
+
+
+def modifications(run_dir: Path, recipe: Recipe, info: dict[str, Any],
+                  metrics: dict[str, Any]) -> list[str]:
+    """What makes this run differ from the shipped recipe of its name (with its seed), in the
+    words of the command line: ``--epochs N``, every other changed value as ``key=value``
+    (``--set``, or a recipe file of the same name), ``--batch-size N`` (or ``batch N`` when
+    the memory rule chose it; a global batch changes the LR and the schedule length, not the
+    recipe), ``dtype D`` (a precision fallback) and ``--max-steps N`` (stopped there). Empty
+    for a run of the recipe as shipped; ``bench record`` keeps the others in their own row.
+    (Devices and workers are not listed: the global batch, so the training, is the same.)"""
+    shipped = _shipped(recipe)
+    if shipped is None:
+        return []
+    from bench.engine.runplan import RunOptions, apply_options
+    options = info.get("options") or {}
+    out, expected = [], shipped
+    epochs = options.get("epochs")
+    if epochs is not None and epochs != shipped.schedule.epochs:
+        out.append(f"--epochs {epochs}")
+        expected = apply_options(shipped, RunOptions(epochs=epochs))[0]
+    out += recipe_changes(recipe, expected)
+    batch = metrics["global_batch"]
+    if batch != recipe.optim.batch_size:
+        out.append(f"--batch-size {batch}" if options.get("batch_size") == batch
+                   else f"batch {batch}")
+    if metrics["dtype"] != recipe.train.dtype:
+        out.append(f"dtype {metrics['dtype']}")
+    if _stopped_by_max_steps(run_dir):
+        out.append(f"--max-steps {metrics['iterations']}")
+    return out
+
+
+def _shipped(recipe: Recipe) -> Recipe | None:
+    """The shipped recipe of ``recipe``'s name with its seed (None: no such recipe)."""
+    from bench.recipes import list_recipes, load_recipe
     if recipe.name not in list_recipes():
         return None
     shipped = load_recipe(recipe.name)
-    return recipe_hash(dataclasses.replace(
-        shipped, train=dataclasses.replace(shipped.train, seed=recipe.train.seed)))
+    return dataclasses.replace(
+        shipped, train=dataclasses.replace(shipped.train, seed=recipe.train.seed))
+
+
+def _stopped_by_max_steps(run_dir: Path) -> bool:
+    """Whether this session of the run (since its last start or resume) stopped at
+    ``--max-steps``: the log's last start, resume or stop event says so."""
+    events = [e for e in read_log(run_dir / "log.jsonl")
+              if e.get("event") in ("start", "resume", "stop")]
+    return bool(events) and events[-1]["event"] == "stop" and \
+        events[-1].get("reason") == "max_steps"
 
 
 def _started(run_dir: Path) -> float:

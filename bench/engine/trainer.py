@@ -38,6 +38,7 @@ from bench.engine.runplan import RunOptions, Setup, describe, prepare, requested
 from bench.engine.step import recipe_step, step_seed, to_nd, train_step
 from bench.files import atomic_write_text
 from bench.recipes import Recipe, recipe_from_dict, recipe_hash, recipe_to_dict
+from bench.runrecord import new_run_id
 
 __all__ = ["RunOptions", "RunStopped", "Setup", "describe", "prepare", "resume_run",
            "start_run", "train_step"]
@@ -69,7 +70,8 @@ def start_run(recipe: Recipe, options: RunOptions,
     if report:
         report(f"run directory: {run_dir}")
     atomic_write_text(run_dir / "recipe.json", json.dumps(recipe_to_dict(setup.recipe), indent=2))
-    run_info = {"plan": dataclasses.asdict(setup.plan), "changes": setup.changes,
+    run_info = {"run_id": new_run_id(),  # one training run, across resumes and copies
+                "plan": dataclasses.asdict(setup.plan), "changes": setup.changes,
                 "options": _options_dict(options), "dtype": setup.dtype,
                 "kvstore": setup.kvstore, "workers": setup.workers, **provenance()}
     atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, default=str))

@@ -1,11 +1,13 @@
 """The regression gate: exit 1 when a recorded result lies outside its published tolerance.
 
 Rows whose published number is unchecked only warn: a gate that fails on a number nobody has
-read in its source would teach people to ignore it.
+read in its source would teach people to ignore it. Rows of a modified recipe (``--epochs``,
+``--set``... :meth:`RunRecord.changed`) are listed as skipped, never judged against the shipped
+recipe's number; a run directory of a modified recipe is refused with one line saying what
+changed (exit 2): the gate passes only what it judged.
 """
 from __future__ import annotations
 
-import fnmatch
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -13,20 +15,20 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.results.published import Published
-from bench.results.rows import OUTSIDE, UNCHECKED, WITHIN, Row, judge
+from bench.results.rows import MODIFIED, OUTSIDE, UNCHECKED, WITHIN, Row, judge, matches
 from bench.runrecord import RunRecord
 
 
 @dataclass(frozen=True)
 class Verdict:
     name: str  # network / recipe / protocol, or the run directory
-    status: str  # within | outside | reference unchecked
+    status: str  # within | outside | reference unchecked | modified recipe (skipped)
     published_top1: float | None
     measured_top1: float | None
     diff_top1: float | None
     published_top5: float | None
     measured_top5: float | None
-    tolerance: float
+    tolerance: float | None
     n: int
     source: str
 
@@ -34,15 +36,24 @@ class Verdict:
     def failed(self) -> bool:
         return self.status == OUTSIDE
 
+    @property
+    def judged(self) -> bool:
+        return self.status != MODIFIED
+
 
 def check_rows(rows: list[Row], pattern: str = "*") -> list[Verdict]:
-    """Verdicts for every row with runs whose network or recipe matches ``pattern``."""
+    """Verdicts for every row with runs whose network or recipe matches ``pattern``; a row of a
+    modified recipe is a verdict that is not judged (status *modified recipe*)."""
     verdicts = []
     for row in rows:
-        if row.n == 0 or row.published is None:
+        if row.n == 0 or not matches(row, pattern):
             continue
-        if not (fnmatch.fnmatchcase(row.recipe, pattern)
-                or fnmatch.fnmatchcase(row.network, pattern)):
+        if row.modified:
+            verdicts.append(Verdict(f"{row.network} / {row.recipe} / {row.protocol}", MODIFIED,
+                                    None, row.top1[0] if row.top1 else None, None, None,
+                                    row.top5[0] if row.top5 else None, None, row.n, ""))
+            continue
+        if row.published is None:
             continue
         p = row.published
         verdicts.append(Verdict(f"{row.network} / {row.recipe} / {row.protocol}", row.status,
@@ -53,8 +64,16 @@ def check_rows(rows: list[Row], pattern: str = "*") -> list[Verdict]:
 
 
 def check_run(record: RunRecord, name: str) -> Verdict:
-    """One fresh run against its recipe's reference (carried in its result.json)."""
+    """One fresh run against its recipe's reference (carried in its result.json); a run of a
+    modified recipe is refused, naming what changed."""
     ref = record.reference
+    if record.changed():
+        measured = "–" if record.top1_err is None else f"{record.top1_err:.2f} %"
+        raise BenchError(f"{name}: not judged: a modified {record.recipe} "
+                         f"({', '.join(record.changed())}), not the recipe as shipped, so its "
+                         f"published number does not apply (measured top-1 {measured}"
+                         f"{'' if record.complete else ', incomplete'}); `bench record` keeps "
+                         "it as its own row")
     if ref.get("top1_err") is None and ref.get("top5_err") is None:
         raise BenchError(f"{name}: its recipe has no published number to check against")
     if not record.complete:
@@ -80,6 +99,10 @@ def _f(v: float | None) -> str:
 def render_text(verdicts: list[Verdict]) -> str:
     lines = []
     for v in verdicts:
+        if not v.judged:
+            lines.append(f"skipped {v.name}: a modified recipe, not judged against a published "
+                         f"number (measured top-1 {_f(v.measured_top1)} %, n={v.n})")
+            continue
         mark = {WITHIN: "ok", OUTSIDE: "FAILED", UNCHECKED: "warning"}.get(v.status, v.status)
         lines.append(f"{mark} {v.name}: measured top-1 {_f(v.measured_top1)} % vs published "
                      f"{_f(v.published_top1)} % (diff {_f(v.diff_top1)}, tolerance "
@@ -87,8 +110,10 @@ def render_text(verdicts: list[Verdict]) -> str:
                          " - published number not checked against its source"
                          if v.status == UNCHECKED else ""))
     failed = sum(v.failed for v in verdicts)
-    lines.append(f"{len(verdicts)} checked: {sum(v.status == WITHIN for v in verdicts)} within, "
-                 f"{failed} outside, {sum(v.status == UNCHECKED for v in verdicts)} unchecked")
+    skipped = sum(not v.judged for v in verdicts)
+    lines.append(f"{len(verdicts) - skipped} checked: {sum(v.status == WITHIN for v in verdicts)}"
+                 f" within, {failed} outside, {sum(v.status == UNCHECKED for v in verdicts)} "
+                 "unchecked" + (f"; {skipped} modified skipped" if skipped else ""))
     return "\n".join(lines)
 
 
@@ -100,9 +125,13 @@ def render_junit(verdicts: list[Verdict]) -> str:
     """JUnit XML, one test case per checked row, for CI dashboards."""
     suite = ET.Element("testsuite", name="bench check", tests=str(len(verdicts)),
                        failures=str(sum(v.failed for v in verdicts)),
-                       skipped=str(sum(v.status == UNCHECKED for v in verdicts)))
+                       skipped=str(sum(v.status in (UNCHECKED, MODIFIED) for v in verdicts)))
     for v in verdicts:
         case = ET.SubElement(suite, "testcase", classname="bench.check", name=v.name)
+        if not v.judged:
+            ET.SubElement(case, "skipped", message="modified recipe: not judged").text = (
+                f"measured top-1 {_f(v.measured_top1)} (n={v.n}); no published number")
+            continue
         text = (f"measured top-1 {_f(v.measured_top1)} vs published {_f(v.published_top1)} "
                 f"(diff {_f(v.diff_top1)}, tolerance {v.tolerance:g}); source: {v.source}")
         if v.failed:
@@ -131,13 +160,16 @@ def gate(targets: list[str] | tuple[str, ...], results: Path) -> list[Verdict]:
             from bench.results.table import current_rows
             rows = current_rows(results)[0]
         found = check_rows(rows, target)
-        if not found:
-            raise BenchError(_nothing(target, rows, results))
+        if not any(v.judged for v in found):
+            raise BenchError(_nothing(target, rows, results, bool(found)))
         verdicts += found
     return verdicts
 
 
-def _nothing(target: str, rows: list[Row], results: Path) -> str:
+def _nothing(target: str, rows: list[Row], results: Path, modified: bool = False) -> str:
+    if modified:
+        return (f"nothing to check for {target!r}: it matches only rows of modified recipes, "
+                "which have no published number to judge them against")
     if not any(r.n for r in rows):
         return (f"nothing to check for {target!r}: no complete run is recorded in "
                 f"{results / 'runs'} (record one with `bench record RUN_DIR`)")

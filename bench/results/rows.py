@@ -2,16 +2,17 @@
 each row's status (see :data:`STATUS_RULE`)."""
 from __future__ import annotations
 
+import fnmatch
 import statistics
 from dataclasses import dataclass
 
 from bench.results.published import DATASETS, Published
 from bench.runrecord import RunRecord
 
-WITHIN, OUTSIDE, NOT_RUN, UNCHECKED, NO_REFERENCE, PEER = (
+WITHIN, OUTSIDE, NOT_RUN, UNCHECKED, NO_REFERENCE, PEER, MODIFIED = (
     "within", "outside", "not run yet", "reference unchecked", "no published number",
-    "reference (no recipe here)")
-STATUSES = (WITHIN, OUTSIDE, UNCHECKED, NOT_RUN, PEER, NO_REFERENCE)
+    "reference (no recipe here)", "modified recipe")
+STATUSES = (WITHIN, OUTSIDE, UNCHECKED, NOT_RUN, PEER, NO_REFERENCE, MODIFIED)
 STATUS_RULE = (
     "Status: *within* when the mean of our complete runs differs from the published error by at "
     "most the tolerance (top-1, and top-5 where published; for a target marked `max`, only "
@@ -19,7 +20,16 @@ STATUS_RULE = (
     "when the published number has not been checked against its source (ours is shown, the "
     "gate only warns); *not run yet* when no run is recorded; *reference (no recipe here)* for "
     "a published row (a peer's: torchvision, timm, mmpretrain, a paper's variant...) that no "
-    "recipe in `recipes/` trains, shown for comparison only.")
+    "recipe in `recipes/` trains, shown for comparison only; *modified recipe* for runs of a "
+    "shipped recipe with something changed (`--epochs`, `--set`, another global batch or "
+    "precision, a `--max-steps` stop), listed in brackets after the recipe's name: their own "
+    "row, never compared with the published number nor counted in the recipe's row.")
+
+
+def recipe_label(recipe: str, changed: list[str] | tuple[str, ...]) -> str:
+    """The recipe column of a row: the name, and what changed from the shipped recipe, e.g.
+    ``digits_resnet [--epochs 20, optim.lr=0.1]``."""
+    return f"{recipe} [{', '.join(changed)}]" if changed else recipe
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,12 @@ class Row:
     hardware: str
     status: str
     runnable: bool  # a shipped recipe trains it (`bench run recipe RECIPE`)
+    modified: tuple[str, ...] = ()  # what the row's runs changed from the shipped recipe
+
+    @property
+    def recipe_name(self) -> str:
+        """The recipe's name without the label of what was modified."""
+        return self.recipe.removesuffix(recipe_label("", self.modified))
 
     @property
     def diff1(self) -> float | None:
@@ -53,7 +69,16 @@ class Row:
 
 
 def _key(record: RunRecord) -> tuple[str, str, str, str]:
-    return (record.network, record.recipe, record.dataset, record.protocol)
+    """A modified run's row is keyed by its label, so it never meets the published entry."""
+    return (record.network, recipe_label(record.recipe, record.changed()), record.dataset,
+            record.protocol)
+
+
+def matches(row: Row, pattern: str) -> bool:
+    """Whether ``pattern`` (fnmatch, or the exact label) names the row's recipe, its recipe's
+    name (a modified recipe's rows go with it) or its network."""
+    return pattern == row.recipe or any(fnmatch.fnmatchcase(name, pattern) for name in
+                                        (row.recipe, row.recipe_name, row.network))
 
 
 def _mean_std(values: list[float]) -> tuple[float, float] | None:
@@ -94,8 +119,10 @@ def build_rows(published: list[Published], records: list[RunRecord],
         from bench.recipes import list_recipes
         shipped = set(list_recipes())
     by_key: dict[tuple, list[RunRecord]] = {}
+    changed: dict[tuple, tuple[str, ...]] = {}
     for record in records:
         by_key.setdefault(_key(record), []).append(record)
+        changed[_key(record)] = tuple(record.changed())
     entries = {p.key: p for p in published}
     rows = []
     for key in sorted(set(entries) | set(by_key), key=_sort_key):
@@ -106,12 +133,15 @@ def build_rows(published: list[Published], records: list[RunRecord],
         times = [r.train_time_s for r in done if r.train_time_s is not None]
         reached = [r.reached_reference["train_time_s"] for r in done if r.reached_reference]
         hardware = sorted({hardware_label(r) for r in done})
-        entry = entries.get(key)
-        runnable = key[1] in shipped
+        modified = changed.get(key, ())
+        entry = None if modified else entries.get(key)
+        name = runs[0].recipe if modified else key[1]
+        runnable = name in shipped
         rows.append(Row(*key, entry, top1, top5, len(done), len(runs) - len(done),
                         statistics.fmean(times) if times else None,
                         statistics.fmean(reached) if reached else None, "; ".join(hardware),
-                        judge(entry, top1, top5, len(done), runnable), runnable))
+                        MODIFIED if modified else judge(entry, top1, top5, len(done), runnable),
+                        runnable, modified))
     return rows
 
 

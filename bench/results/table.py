@@ -18,13 +18,14 @@ from typing import Any, Callable
 from tabulate import tabulate
 
 from bench.results.published import DATASETS, Published
-from bench.results.rows import (NO_REFERENCE, NOT_RUN, OUTSIDE, PEER, STATUS_RULE, UNCHECKED,
-                                WITHIN, Row, build_rows, hardware_label)
+from bench.results.rows import (MODIFIED, NO_REFERENCE, NOT_RUN, OUTSIDE, PEER, STATUS_RULE,
+                                UNCHECKED, WITHIN, Row, build_rows, hardware_label,
+                                recipe_label)
 from bench.runrecord import RunRecord
 
-__all__ = ["COLUMNS", "NOT_RUN", "OUTSIDE", "PEER", "UNCHECKED", "WITHIN", "build_rows",
-           "generate", "render_csv", "render_json", "render_markdown", "render_terminal",
-           "stale_files", "write_table"]
+__all__ = ["COLUMNS", "MODIFIED", "NOT_RUN", "OUTSIDE", "PEER", "UNCHECKED", "WITHIN",
+           "build_rows", "generate", "render_csv", "render_json", "render_markdown",
+           "render_terminal", "stale_files", "write_table"]
 
 TERMINAL_WIDTH = 100
 
@@ -79,6 +80,13 @@ def _status(row: Row) -> str:
     return row.status + (f" ({row.incomplete} incomplete not counted)" if row.incomplete else "")
 
 
+def _brief_status(row: Row) -> str:
+    """The terminal's status: a modified row says what changed here (its recipe cell shows
+    only the recipe's name, which stays legible when shortened)."""
+    status = f"modified: {', '.join(row.modified)}" if row.status == MODIFIED else row.status
+    return status + (f" (+{row.incomplete} incomplete)" if row.incomplete else "")
+
+
 def _pub(attr: str) -> Callable[[Row], Any]:
     return lambda r: getattr(r.published, attr) if r.published else None
 
@@ -89,9 +97,9 @@ def _stat(attr: str, i: int) -> Callable[[Row], Any]:
 
 COLUMNS: tuple[Column, ...] = (
     Column("network", lambda r: r.network, (Field("network", lambda r: r.network),),
-           "network", shrink=2, narrowest=14),
+           "network", shrink=3, narrowest=14),
     Column("recipe", lambda r: r.recipe, (Field("recipe", lambda r: r.recipe),),
-           "recipe", shrink=3, narrowest=20),
+           "recipe", shrink=2, narrowest=20, brief=lambda r: r.recipe_name),
     Column("", None, (Field("dataset", lambda r: r.dataset),)),
     Column("protocol", lambda r: r.protocol, (Field("protocol", lambda r: r.protocol),),
            "protocol", shrink=4),
@@ -116,8 +124,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("diff top-1", lambda r: _f(r.diff1), (Field("diff_top1", lambda r: r.diff1, 4),),
            "diff"),
     Column("status", _status, (Field("status", lambda r: r.status),), "status", shrink=1,
-           narrowest=len(PEER), brief=lambda r: r.status + (f" (+{r.incomplete} incomplete)"
-                                                     if r.incomplete else "")),
+           narrowest=len(PEER), brief=lambda r: _brief_status(r)),
     Column("", None, (Field("runnable_here", lambda r: r.runnable),)),
     Column("params (M)", lambda r: _f(r.published.params_m if r.published else None),
            (Field("params_m", _pub("params_m"), 3),)),
@@ -174,8 +181,9 @@ def render_markdown(rows: list[Row], records: list[RunRecord]) -> str:
                 _table(selected), ""]
     out += ["## Runs", ""]
     if records:
-        run_rows = [[record_name(r), r.recipe, str(r.seed), str(r.date)[:10], _commit(r),
-                     _f(r.top1_err), "yes" if r.complete else "no", hardware_label(r)]
+        run_rows = [[record_name(r), recipe_label(r.recipe, r.changed()), str(r.seed),
+                     str(r.date)[:10], _commit(r), _f(r.top1_err),
+                     "yes" if r.complete else "no", hardware_label(r)]
                     for r in records]
         out += [tabulate(run_rows, headers=["record", "recipe", "seed", "date", "commit",
                                             "top-1 err", "complete", "hardware"],
@@ -189,7 +197,7 @@ def section_summary(rows: list[Row]) -> str:
     """The count line at the top of a section: rows, how many a shipped recipe trains, and
     how many have each status."""
     counts = {s: sum(r.status == s for r in rows)
-              for s in (WITHIN, OUTSIDE, UNCHECKED, NOT_RUN, NO_REFERENCE, PEER)}
+              for s in (WITHIN, OUTSIDE, UNCHECKED, NOT_RUN, NO_REFERENCE, PEER, MODIFIED)}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     runnable = sum(r.runnable for r in rows)
     return (f"{len(rows)} rows, {runnable} runnable here (a shipped recipe trains them): "
@@ -230,7 +238,8 @@ def render_terminal(rows: list[Row], width: int = TERMINAL_WIDTH, wide: bool = F
         columns = [c for c in columns if not c.optional]
         widths = _fit(columns, rows, width, lambda c: max(c.narrowest, len(c.short)))
     if widths is None:
-        widths = _fit(columns, rows, width, lambda c: 4, final=True)
+        widths = _fit(columns, rows, width, lambda c: max(c.narrowest, len(c.short)),
+                      final=True)
     cells = [[c.short for c in columns], *([(c.brief or c.cell)(r) for c in columns]
                                            for r in rows)]
     lines = ["  ".join(_clip(t, widths[i]).ljust(widths[i]) for i, t in enumerate(row)).rstrip()
@@ -242,14 +251,16 @@ def render_terminal(rows: list[Row], width: int = TERMINAL_WIDTH, wide: bool = F
 def _fit(columns: list[Column], rows: list[Row], width: int, floor: Callable[[Column], int],
          final: bool = False) -> list[int] | None:
     """Column widths that fit ``width`` when the shrinkable columns (most shrinkable first) go
-    no narrower than ``floor``; None if they cannot (``final``: the narrowest widths anyway)."""
+    no narrower than ``floor``; None if they cannot (``final``: then further, down to 4
+    characters, most shrinkable first, only as far as needed)."""
     widths = [max(len(c.short), *(len((c.brief or c.cell)(r)) for r in rows)) for c in columns]
     excess = sum(widths) + 2 * (len(columns) - 1) - width
-    for i in sorted((i for i, c in enumerate(columns) if c.shrink),
-                    key=lambda i: -columns[i].shrink):
-        cut = max(0, min(excess, widths[i] - floor(columns[i])))
-        widths[i] -= cut
-        excess -= cut
+    for least in (floor, lambda c: 4) if final else (floor,):
+        for i in sorted((i for i, c in enumerate(columns) if c.shrink),
+                        key=lambda i: -columns[i].shrink):
+            cut = max(0, min(excess, widths[i] - least(columns[i])))
+            widths[i] -= cut
+            excess -= cut
     return widths if excess <= 0 or final else None
 
 

@@ -8,11 +8,13 @@ a real run's record passes; tests then break one thing at a time.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from bench.recipes import list_recipes, load_recipe, recipe_hash, recipe_to_dict
-from bench.runrecord import RunRecord, run_files
+from bench.runrecord import RunRecord, recipe_changes, run_files
 
 PUBLISHED = """
 schema = 1
@@ -91,12 +93,35 @@ def _recipe(name: str, seed: int):
     return dataclasses.replace(shipped, train=dataclasses.replace(shipped.train, seed=seed))
 
 
+def modified_recipe(name: str, seed: int, **values: Any):
+    """The shipped recipe ``name`` with ``seed`` and ``values`` ({"optim__lr": 0.05} sets
+    optim.lr), as a run with ``--set`` trains it."""
+    trained = _recipe(name, seed)
+    for key, value in values.items():
+        section, field = key.split("__")
+        trained = dataclasses.replace(trained, **{section: dataclasses.replace(
+            getattr(trained, section), **{field: value})})
+    return trained
+
+
 def record(recipe: str, network: str, top1: float, seed: int = 0, complete: bool = True,
-           dataset: str = "cifar10", protocol: str = "full", epochs: int = 3) -> RunRecord:
+           dataset: str = "cifar10", protocol: str = "full", epochs: int = 3,
+           run_id: str | None = None, trained=None, global_batch: int = 128,
+           modified: list[str] | None = None) -> RunRecord:
     """A consistent record of a run whose last of ``epochs`` evaluations gives ``top1``
-    (``complete=False``: the run stopped one epoch before the end of its schedule)."""
-    trained = _recipe(recipe, seed)
+    (``complete=False``: the run stopped one epoch before the end of its schedule). ``run_id``
+    by default is a function of the arguments; ``trained`` (:func:`modified_recipe`) and
+    ``global_batch`` make it a run of a modified recipe, ``modified`` by default lists what
+    differs as the engine would."""
+    shipped = _recipe(recipe, seed)
+    trained = trained or shipped
     r_hash = recipe_hash(trained) if trained else f"{seed:016x}"
+    if modified is None:
+        modified = recipe_changes(trained, shipped) if shipped else []
+        modified += [f"--batch-size {global_batch}"] if global_batch != 128 else []
+    if run_id is None:
+        key = json.dumps([recipe, network, top1, seed, complete, epochs, modified])
+        run_id = "20261120T000000Z-" + hashlib.sha256(key.encode()).hexdigest()[:8]
     ref = trained.reference if trained else None
     reference = ({"top1_err": ref.top1_err, "top5_err": ref.top5_err, "tolerance": ref.tolerance,
                   "source": ref.source, "verified": ref.verified, "direction": ref.direction}
@@ -109,12 +134,14 @@ def record(recipe: str, network: str, top1: float, seed: int = 0, complete: bool
     last = history[-1]
     from bench.runrecord import reached_reference
     return RunRecord(
-        kind="training", recipe=recipe, recipe_hash=r_hash, shipped_recipe_hash=r_hash,
+        kind="training", recipe=recipe, recipe_hash=r_hash,
+        shipped_recipe_hash=recipe_hash(shipped) if shipped else r_hash,
         network=network, dataset=dataset, protocol=protocol, seed=seed,
         top1_err=last["top1_err"], top5_err=last["top5_err"], num_eval_samples=100,
         complete=complete, epochs_done=epochs, epochs=schedule, iterations=last["iteration"],
         total_iterations=10 * schedule, train_time_s=last["train_time_s"],
-        train_images_per_s=last["iteration"] * 128 / last["train_time_s"], global_batch=128,
+        train_images_per_s=last["iteration"] * global_batch / last["train_time_s"],
+        global_batch=global_batch, run_id=run_id, modified=modified,
         workers=1, lr=0.1, dtype="float32", wall_time_s=12.0, reference=reference,
         reached_reference=reached_reference(history, reference), history=history, files={},
         changes=[], command=f"bench run recipe {recipe}", started=f"2026-11-2{seed}T00:00:00+00:00",
@@ -123,13 +150,15 @@ def record(recipe: str, network: str, top1: float, seed: int = 0, complete: bool
         hardware={"cpu": "fixture CPU", "cpu_cores": 2, "gpus": ["Tesla V100"]})
 
 
-def write_run(folder: Path, rec: RunRecord) -> Path:
-    """A run directory as a run leaves it: recipe.json, run.json, log.jsonl, metrics.json, a
-    final checkpoint and result.json with their checksums."""
+def write_run(folder: Path, rec: RunRecord, trained=None) -> Path:
+    """A run directory as a run leaves it: recipe.json (``trained``, by default the shipped
+    recipe), run.json, log.jsonl, metrics.json, a final checkpoint and result.json with their
+    checksums."""
     folder.mkdir(parents=True, exist_ok=True)
-    trained = _recipe(rec.recipe, rec.seed)
+    trained = trained or _recipe(rec.recipe, rec.seed)
     (folder / "recipe.json").write_text(json.dumps(recipe_to_dict(trained) if trained else {}))
-    (folder / "run.json").write_text(json.dumps({"command": rec.command, "date": rec.started}))
+    (folder / "run.json").write_text(json.dumps({"run_id": rec.run_id, "command": rec.command,
+                                                 "date": rec.started}))
     log = [{"event": "start", "recipe": rec.recipe}]
     for entry in rec.history:
         log += [{"event": "window", "iteration": entry["iteration"] - 5, "train_error": 0.5},

@@ -3,7 +3,6 @@ naming the file and the field, a gate that matches nothing fails, a modified rec
 out of the shipped recipe's row."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from bench.results.records import record_run
 from bench.runrecord import digests
 from tests.cli import assert_one_line_error, invoke
-from tests.results.fixtures import record, write_published, write_run
+from tests.results.fixtures import modified_recipe, record, write_published, write_run
 
 R20 = ("he2015_cifar10_resnet20", "cifar_resnet20_v1_a")
 
@@ -134,15 +133,21 @@ def test_a_result_json_edited_together_with_metrics_json_is_refused(run_dir):
     assert_one_line_error(invoke("check", str(run_dir)), "result.json", "'complete'")
 
 
-def test_a_run_of_a_modified_recipe_is_not_recorded_into_the_shipped_row(tmp_path):
-    rec = record(*R20, 8.9)
-    modified = dataclasses.replace(rec, shipped_recipe_hash="0" * 16,
-                                   changes=["--epochs 3: schedule of 164 epochs scaled by 0.018"])
-    run = write_run(tmp_path / "modified", modified)
-    assert invoke("check", str(run)).exit_code == 0  # its own numbers are consistent
-    result = invoke("record", str(run), "--results-dir", str(tmp_path / "results"))
-    assert_one_line_error(result, "trained a modified he2015_cifar10_resnet20", "--epochs 3",
-                          "only runs of the shipped recipe")
+@pytest.mark.parametrize("change, words", [
+    (dict(trained=modified_recipe(R20[0], 0, optim__lr=0.05)), "optim.lr=0.05"),
+    (dict(trained=modified_recipe(R20[0], 0, reference__tolerance=50.0)),
+     "reference.tolerance=50.0"),  # (not hashed, but what the run is judged against)
+    (dict(global_batch=64), "global batch 64"),
+])
+def test_a_modified_run_whose_record_does_not_say_so_is_refused(tmp_path, change, words):
+    """The results layer compares recipe.json and the batch with the shipped recipe itself: a
+    record that lists nothing in 'modified' (an older engine, or an edit with a matching
+    digest) cannot put a run of a changed recipe into the shipped row."""
+    rec = record(*R20, 8.9, modified=[], **change)
+    run = write_run(tmp_path / "modified", rec, change.get("trained"))
+    for command in (["check", str(run)],
+                    ["record", str(run), "--results-dir", str(tmp_path / "results")]):
+        assert_one_line_error(invoke(*command), "field 'modified' lists nothing", words)
     assert not (tmp_path / "results").exists()
 
 

@@ -153,8 +153,9 @@ def test_record_never_overwrites_a_different_record(results, tmp_path):
     rec = record("he2015_cifar10_resnet20", "cifar_resnet20_v1_a", 8.6, seed=0)
     again = record_run(write_run(tmp_path / "same", rec), results)  # identical: a no-op
     before = again.read_bytes()
-    other = record("he2015_cifar10_resnet20", "cifar_resnet20_v1_a", 1.0, seed=0)
-    with pytest.raises(BenchError, match="different record; not overwritten"):
+    other = record("he2015_cifar10_resnet20", "cifar_resnet20_v1_a", 1.0, seed=0,
+                   run_id=rec.run_id)  # the same run with other numbers at the same iteration
+    with pytest.raises(BenchError, match="is already recorded as .*not recorded twice"):
         record_run(write_run(tmp_path / "other", other), results)
     assert again.read_bytes() == before
 
