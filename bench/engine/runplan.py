@@ -64,7 +64,7 @@ def apply_options(recipe: Recipe, options: RunOptions) -> tuple[Recipe, list[str
         if s.unit == "epoch":
             milestones = tuple(m * ratio for m in milestones)
         elif s.iterations:
-            milestones = tuple(round(m * ratio) for m in milestones)
+            milestones = tuple(float(round(m * ratio)) for m in milestones)
         schedule = dataclasses.replace(
             s, epochs=options.epochs, iterations=round(s.iterations * ratio) if s.iterations else 0,
             milestones=milestones, warmup_epochs=s.warmup_epochs * ratio)

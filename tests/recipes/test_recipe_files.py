@@ -4,6 +4,7 @@ recipe unless it is listed below as the same recipe published twice."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 
 import pytest
@@ -90,3 +91,16 @@ def test_no_two_recipes_train_identically_unless_listed():
     assert clashes == SAME_TRAINING, (
         f"unlisted identical recipes: {sorted(map(sorted, clashes - SAME_TRAINING))}; "
         f"listed but no longer identical: {sorted(map(sorted, SAME_TRAINING - clashes))}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_hash_of_a_run_survives_its_recipe_json(name):
+    """A run saves its resolved recipe as recipe.json; reading that back must give the hash the
+    run trained under, or a resume, `bench check` and `bench record` refuse the run (an int
+    milestone from --epochs rescaling once came back as a float and changed the hash)."""
+    from bench.engine.runplan import RunOptions, apply_options
+    from bench.recipes import recipe_from_dict, recipe_to_dict
+    for epochs in (None, 2):
+        recipe, _ = apply_options(load_recipe(name), RunOptions(epochs=epochs, seed=3))
+        back = recipe_from_dict(json.loads(json.dumps(recipe_to_dict(recipe))))
+        assert recipe_hash(back) == recipe_hash(recipe), (name, epochs)
