@@ -1,7 +1,9 @@
 """The ``bench`` command: thin click commands over plain functions in ``bench``.
 
 Each subcommand lives in its own module and is added to the group here. A :class:`BenchError`
-from anywhere below becomes one line on stderr and exit status 2, never a traceback.
+from anywhere below becomes one line on stderr and exit status 2, never a traceback; so do
+click's usage errors (a bad option value, a missing argument) and an ``OSError`` that no check
+caught earlier (a full disk, a path of the wrong kind), each named with what to do.
 """
 from __future__ import annotations
 
@@ -17,8 +19,21 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except BenchError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(getattr(exc, "exit_code", 2))
+            _fail(str(exc), getattr(exc, "exit_code", 2))
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `bench plot`: the help is the answer
+                raise
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            _fail(f"{exc.format_message().rstrip('.')}; `{where} -h` for help", exc.exit_code)
+        except OSError as exc:
+            from bench.files import os_error_text
+            _fail(os_error_text(exc), 2)
+
+
+def _fail(message: str, code: int) -> None:
+    """One line on stderr, whatever the message held (a path with a newline included)."""
+    click.echo("error: " + " ".join(message.split()), err=True)
+    sys.exit(code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
