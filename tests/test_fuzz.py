@@ -59,6 +59,8 @@ CASES: list[tuple[list[str], dict[str, str]]] = [
     *[(["recipes", "show", "digits_resnet", "--set", s], {}) for s in BAD_SETS],
     *[(["run", "recipe", "digits_resnet", "--dry-run", "--set", s], {}) for s in BAD_SETS],
     *[([*RUN, "--set", s], {}) for s in BAD_SETS],
+    # bench itself
+    (["--bogus"], {}), (["nosuch"], {}), (["run", "nosuch"], {}),
     # bench models
     *[(["models", *a], {}) for a in (
         ["--format", "bogus"], ["zzz_nomatch*"], ["-f", "json", "zzz*"], ["show"],
@@ -457,3 +459,10 @@ def test_a_full_disk_while_checkpointing_is_one_line_naming_the_checkpoint(tmp_p
     assert line.startswith(f"error: cannot write {run_dir}/checkpoints/ckpt-0000-00000002: "
                            "the disk is full (")
     assert not list((run_dir / "checkpoints").iterdir())  # the half-written one was removed
+
+
+def test_a_run_directory_of_the_shape_a_run_writes_passes_the_resume_check(sandbox):
+    from bench.engine.runplan import check_resumable
+    from bench.recipes import load_recipe
+    recipe, info = check_resumable(sandbox / "run_no_ckpt")
+    assert recipe == load_recipe("digits_resnet") and info["plan"]["global_batch"] == 128

@@ -15,19 +15,29 @@ from bench.errors import BenchError
 
 
 class _Group(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # `bench --bogus`: the top level's own options
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            _usage(exc, info_name or "bench")
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except BenchError as exc:
             _fail(str(exc), getattr(exc, "exit_code", 2))
         except click.UsageError as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # `bench plot`: the help is the answer
-                raise
-            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
-            _fail(f"{exc.format_message().rstrip('.')}; `{where} -h` for help", exc.exit_code)
+            _usage(exc, ctx.command_path)
         except OSError as exc:
             from bench.files import os_error_text
             _fail(os_error_text(exc), 2)
+
+
+def _usage(exc: click.UsageError, where: str) -> None:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `bench plot`: the help is the answer
+        raise exc
+    where = exc.ctx.command_path if exc.ctx is not None else where
+    _fail(f"{exc.format_message().rstrip('.')}; `{where} -h` for help", exc.exit_code)
 
 
 def _fail(message: str, code: int) -> None:
