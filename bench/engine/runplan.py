@@ -3,8 +3,8 @@
 rescaled LR, kvstore, precision and schedule length.
 
 :func:`check_recipe` is the one validator of what a recipe asks for beyond its own fields (the
-loader checks those): the data pipeline, the batch against the training set and the whole LR
-schedule. ``bench recipes show`` calls it with the recipe's own hardware, :func:`prepare` (what
+loader checks those: types, finiteness, ranges): the data pipeline, the network's options taken
+together, the batch against the training set and the whole LR schedule. ``bench recipes show`` calls it with the recipe's own hardware, :func:`prepare` (what
 ``--dry-run`` prints and a run trains) with this machine's plan, so all three refuse the same
 recipes, before anything is printed and before a run directory exists."""
 from __future__ import annotations
