@@ -27,3 +27,18 @@ def check_choice(what: str, value: str, choices: Iterable[str]) -> None:
     if value not in choices:
         raise BenchError(f"unknown {what} {value!r}{did_you_mean(value, choices)}; choose from "
                          f"{', '.join(choices)}")
+
+
+def summary(exc: BaseException) -> str:
+    """One line saying why a library call failed. MXNet's messages start with a C++ stack
+    (``Traceback (most recent call last):``, ``File "...", line N``) and give the reason
+    after it (``MXNetError: Check failed: ...``); other messages are their first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("MXNetError:"):
+            return line.removeprefix("MXNetError:").strip()
+    for line in lines:
+        if not line.startswith(("Traceback (most recent call last)", "File \"", "[bt]",
+                                "Stack trace")):
+            return line
+    return type(exc).__name__

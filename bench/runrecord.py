@@ -174,6 +174,7 @@ class RunRecord:
             raise BenchError(f"{where}: run record lacks field {missing[0]!r}")
         _check_digest(data, where)
         record = cls(**{k: v for k, v in data.items() if k != "digest"})
+        _check_types(record, where)
         record.check(where)
         return record
 
@@ -280,6 +281,24 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def _check_types(record: RunRecord, where: str) -> None:
+    """Every field of the type its annotation says (a digest only proves the field is what
+    was written, and a hand-made record can carry a matching one)."""
+    import typing
+    for name, hint in typing.get_type_hints(RunRecord).items():
+        value = getattr(record, name)
+        allowed = typing.get_args(hint) or (hint,)
+        if value is None and type(None) in allowed:
+            continue
+        ok = any(isinstance(value, t) and not (isinstance(value, bool) and t in (int, float))
+                 or (t is float and isinstance(value, int) and not isinstance(value, bool))
+                 for t in allowed if t is not type(None))
+        if not ok:
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise BenchError(f"{where}: field {name!r} is {value!r:.40}, not {names}; "
+                             f"{_RERECORD}")
 
 
 def reached_reference(history: list[dict], reference: dict) -> dict | None:

@@ -146,3 +146,47 @@ def test_fp16_recipe_on_cpu_falls_back_to_fp32_and_says_so():
     assert result.exit_code == 0, result.stderr
     assert "changed: train.dtype float16 needs a GPU" in result.stdout
     assert "dtype float32" in result.stdout
+
+
+# --- one validator for `recipes show`, `--dry-run` and the run (issue 10) ---------------------
+
+@pytest.mark.parametrize("sets, fragment", [
+    (["schedule.milestones=[100]"], "only apply to kind 'step'"),
+    (["schedule.warmup_epochs=40"], "is not shorter than the whole schedule"),
+    (["optim.batch_size=2000"], "the digits training set has 1437 samples"),
+    (["data.protocol=10crop"], "protocol '10crop' is for ImageNet"),
+    (["data.min_area=0"], "data.min_area = 0.0 must be in (0, 1]"),
+    (["optim.lr=nan"], "optim.lr = nan is not a finite number"),
+    (["train.seed=-1"], "train.seed = -1 must be in [0, 2^32)"),
+    (["reference.top1_err=-5"], "reference.top1_err = -5.0 must be between 0.0 and 100.0"),
+    (["network_args.classes=-1"], "network_args.classes = -1 must be at least 1"),
+])
+def test_show_dry_run_and_run_refuse_alike_before_printing(sets, fragment, tmp_path):
+    flags = [a for s in sets for a in ("--set", s)]
+    show = _invoke("recipes", "show", "digits_resnet", *flags)
+    dry = _invoke("run", "recipe", "digits_resnet", "--dry-run", *flags)
+    real = _invoke("run", "recipe", "digits_resnet", "--out", str(tmp_path / "runs"),
+                   "--max-steps", "1", "--no-progress", "--loader-workers", "0", *flags)
+    for result in (show, dry, real):
+        assert_one_line_error(result, fragment, quiet=True)
+    assert show.stderr == dry.stderr == real.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_network_name_is_resolved_only_after_the_checks(tmp_path):
+    # `bench run recipe NETWORK` names the recipe it picked, but not for a refused run.
+    result = _invoke("run", "recipe", "cifar_resnet20_v1_a", "--dry-run", "--set", "optim.lr=-1")
+    assert_one_line_error(result, "optim.lr = -1.0 must be positive", quiet=True)
+    shown = _invoke("run", "recipe", "cifar_resnet20_v1_a", "--dry-run")
+    assert shown.exit_code == 0 and shown.stdout.startswith("cifar_resnet20_v1_a -> recipe ")
+
+
+@pytest.mark.parametrize("seed, ok", [(0, True), (2 ** 32 - 1, True), (-1, False),
+                                      (2 ** 32, False)])
+def test_seeds_are_from_0_to_2_to_the_32_minus_1(seed, ok, tmp_path):
+    result = _invoke("run", "recipe", "digits_resnet", "--dry-run", "--seed", str(seed))
+    if ok:
+        assert result.exit_code == 0 and f'"seed": {seed}' in result.stdout
+    else:
+        assert_one_line_error(result, f"--seed {seed}: a seed is an integer from 0 to 4294967295",
+                              quiet=True)

@@ -1,7 +1,9 @@
 """The ``bench`` command: thin click commands over plain functions in ``bench``.
 
 Each subcommand lives in its own module and is added to the group here. A :class:`BenchError`
-from anywhere below becomes one line on stderr and exit status 2, never a traceback.
+from anywhere below becomes one line on stderr and exit status 2, never a traceback; so do
+click's usage errors (a bad option value, a missing argument) and an ``OSError`` that no check
+caught earlier (a full disk, a path of the wrong kind), each named with what to do.
 """
 from __future__ import annotations
 
@@ -13,12 +15,35 @@ from bench.errors import BenchError
 
 
 class _Group(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # `bench --bogus`: the top level's own options
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            _usage(exc, info_name or "bench")
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except BenchError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(getattr(exc, "exit_code", 2))
+            _fail(str(exc), getattr(exc, "exit_code", 2))
+        except click.UsageError as exc:
+            _usage(exc, ctx.command_path)
+        except OSError as exc:
+            from bench.files import os_error_text
+            _fail(os_error_text(exc), 2)
+
+
+def _usage(exc: click.UsageError, where: str) -> None:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `bench plot`: the help is the answer
+        raise exc
+    where = exc.ctx.command_path if exc.ctx is not None else where
+    _fail(f"{exc.format_message().rstrip('.')}; `{where} -h` for help", exc.exit_code)
+
+
+def _fail(message: str, code: int) -> None:
+    """One line on stderr, whatever the message held (a path with a newline included)."""
+    click.echo("error: " + " ".join(message.split()), err=True)
+    sys.exit(code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

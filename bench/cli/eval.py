@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from bench.cli.options import loader_workers
-from bench.data.spec import DATASETS, PROTOCOLS
+from bench.data.spec import DATASETS, MAX_SIDE, PROTOCOLS
 
 
 @click.command("eval", short_help="Evaluate a network's weights on a data set under its protocol.")
@@ -20,8 +20,8 @@ from bench.data.spec import DATASETS, PROTOCOLS
               default="imagenet", show_default=True)
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default=None,
               help="Default: center for ImageNet, full image otherwise.")
-@click.option("--input-size", type=click.IntRange(min=1), default=None)
-@click.option("--resize", type=click.IntRange(min=1), default=None,
+@click.option("--input-size", type=click.IntRange(1, MAX_SIDE), default=None)
+@click.option("--resize", type=click.IntRange(1, MAX_SIDE), default=None,
               help="Shorter side before cropping (default input-size / 0.875).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--gpus", default="", metavar="0,1")
@@ -37,12 +37,19 @@ def eval_command(network, params, data_dir, dataset, protocol, input_size, resiz
     """Evaluate NETWORK with the weights in --params on a data set's validation split."""
     from bench.engine.devices import parse_gpus
     from bench.engine.evaluate import EvalRequest, evaluate_params
+    from bench.files import check_names, check_readable, check_writable_dir
     from bench.models import resolve_name
     protocol = protocol or ("center" if dataset == "imagenet" else "full")
+    network = resolve_name(network)
+    check_readable(params, "--params", "file")
+    if data_dir:
+        check_names(data_dir, "--data-dir")
     if record_recipe:
-        _check_recipe(record_recipe, resolve_name(network), dataset)
+        _check_recipe(record_recipe, network, dataset)
+        from bench.results import results_dir as resolve
+        check_writable_dir(resolve(results_dir), "--results-dir")
     result = evaluate_params(EvalRequest(
-        network=resolve_name(network), params=params, dataset=dataset, protocol=protocol,
+        network=network, params=params, dataset=dataset, protocol=protocol,
         data_dir=data_dir, gpus=tuple(parse_gpus(gpus)), batch_size=batch_size,
         input_size=input_size, resize=resize, loader_workers=loader_workers))
     if fmt == "json":

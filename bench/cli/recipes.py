@@ -8,7 +8,6 @@ import click
 from bench.terminal import FORMATS
 
 
-
 class _PatternOrShow(click.Group):
     """``bench recipes show NAME`` is the subcommand; any other first word is a PATTERN."""
 
@@ -56,13 +55,16 @@ def _echo(pattern: str, fmt: str, wide: bool = False) -> None:
               help="Apply an override before printing.")
 def show(name: str, overrides: tuple[str, ...]) -> None:
     """Print recipe NAME with its base merged and overrides applied, as JSON (a network name
-    shows its default recipe)."""
+    shows its default recipe). It is validated as a run would validate it (data pipeline,
+    batch against the training set, LR schedule), on the recipe's own hardware."""
+    from bench.engine.runplan import check_recipe
     from bench.recipes import load_recipe, recipe_hash, recipe_to_dict
     from bench.recipes.resolve import resolve
     resolution = resolve(name)
+    loaded = load_recipe(resolution.recipe, overrides)
+    check_recipe(loaded)  # before anything is printed
     if resolution.network:
         click.echo(resolution.line(), err=True)
-    loaded = load_recipe(resolution.recipe, overrides)
     data = recipe_to_dict(loaded)
     data["hash"] = recipe_hash(loaded)
     click.echo(json.dumps(data, indent=2))

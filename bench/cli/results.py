@@ -10,6 +10,22 @@ _RESULTS = click.option("--results-dir", type=click.Path(path_type=Path), defaul
                         envvar="BENCH_RESULTS", help="Default: the checkout's results/.")
 
 
+def _results(results_dir: Path | None, write: bool = False) -> Path:
+    """The results folder (``--results-dir``, BENCH_RESULTS or the checkout's), checked before
+    use: a folder (that can be written, for ``write``) whose ``runs/`` is a folder too."""
+    from bench.errors import BenchError
+    from bench.files import check_readable, check_writable_dir
+    from bench.results import results_dir as resolve
+    what = "results folder (--results-dir or BENCH_RESULTS)"
+    results = check_writable_dir(resolve(results_dir), what) if write else \
+        check_readable(resolve(results_dir), what, "dir")
+    runs = results / "runs"
+    if runs.exists() and not runs.is_dir():
+        raise BenchError(f"{runs} is a file; a results folder keeps its records in a runs/ "
+                         "folder")
+    return results
+
+
 @click.command("record")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path),
                 metavar="RUN_DIR...")
@@ -20,10 +36,13 @@ def record(run_dirs: tuple[Path, ...], results_dir: Path | None) -> None:
     or replaces its record if it trained further since (resumed); anything else is refused.
     A run of a modified recipe (--epochs, --set, --max-steps, another batch) is recorded as
     its own row, labelled with what changed."""
-    from bench.results import results_dir as resolve
+    from bench.files import check_readable
     from bench.results.records import record_run
+    results = _results(results_dir, write=True)
     for run_dir in run_dirs:
-        record_run(run_dir, resolve(results_dir), report=click.echo)
+        check_readable(run_dir, "RUN_DIR", "dir")
+    for run_dir in run_dirs:
+        record_run(run_dir, results, report=click.echo)
 
 
 @click.command("table")
@@ -41,9 +60,8 @@ def table(fmt: str | None, check: bool, row_pattern: str | None, wide: bool,
           results_dir: Path | None) -> None:
     """Regenerate results/README.md and results/results.csv from results/runs/*.json and
     results/published.toml (every record is checked first)."""
-    from bench.results import results_dir as resolve
     from bench.results import table as t
-    results = resolve(results_dir)
+    results = _results(results_dir)
     if check:
         stale = t.stale_files(results)
         if stale:
@@ -58,15 +76,16 @@ def table(fmt: str | None, check: bool, row_pattern: str | None, wide: bool,
                     "csv": lambda: t.render_csv(rows), "json": lambda: t.render_json(rows)}[fmt](),
                    nl=False)
         return
+    rows = _matching_rows(results, row_pattern) if row_pattern else []  # before any write
     if not fmt:
         written = t.write_table(results)
         click.echo("wrote " + ", ".join(str(p) for p in written) if written
                    else "results table already current")
     if row_pattern:
-        _echo_rows(results, row_pattern, fmt, wide)
+        _echo_rows(rows, fmt, wide)
 
 
-def _echo_rows(results: Path, pattern: str, fmt: str | None, wide: bool) -> None:
+def _matching_rows(results: Path, pattern: str) -> list:
     from bench.errors import BenchError
     from bench.results import table as t
     from bench.results.rows import matches
@@ -74,6 +93,11 @@ def _echo_rows(results: Path, pattern: str, fmt: str | None, wide: bool) -> None
     if not rows:
         raise BenchError(f"--row {pattern!r} matches no row's recipe or network "
                          "(`bench table --format csv` lists them)")
+    return rows
+
+
+def _echo_rows(rows: list, fmt: str | None, wide: bool) -> None:
+    from bench.results import table as t
     if fmt == "markdown":
         wide = True
     render = {"csv": t.render_csv, "json": t.render_json}.get(fmt)
@@ -91,9 +115,8 @@ def check(targets: tuple[str, ...], fmt: str, results_dir: Path | None) -> None:
     argument: every recorded row. A target that matches nothing is an error (exit 2). Rows of
     modified recipes are listed as skipped, never judged; a RUN_DIR of a modified recipe
     (--epochs, --set, --max-steps, another batch) exits 2 with one line saying what changed."""
-    from bench.results import results_dir as resolve
     from bench.results import gate as g
-    verdicts = g.gate(targets, resolve(results_dir))
+    verdicts = g.gate(targets, _results(results_dir))
     render = {"text": g.render_text, "json": g.render_json, "junit": g.render_junit}[fmt]
     click.echo(render(verdicts))
     if any(v.failed for v in verdicts):
@@ -133,6 +156,5 @@ def curves(runs: tuple[Path, ...], out: Path, size: str) -> None:
 def tradeoff(dataset: str, out: Path, size: str, results_dir: Path | None) -> None:
     """Top-1 error against the GMACs of the evaluation (at the protocol's crop size, all crops):
     published numbers and ours, coloured by network family, marked by protocol."""
-    from bench.results import results_dir as resolve
     from bench.results.plots import parse_size, plot_tradeoff
-    click.echo(f"wrote {plot_tradeoff(resolve(results_dir), out, parse_size(size), dataset)}")
+    click.echo(f"wrote {plot_tradeoff(_results(results_dir), out, parse_size(size), dataset)}")

@@ -50,6 +50,9 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
     from bench.engine.devices import parse_gpus
     from bench.engine.trainer import RunOptions
     from bench.errors import BenchError
+    from bench.files import check_names, check_writable_dir
+    if data_dir:
+        check_names(data_dir, "--data-dir")
     options = RunOptions(gpus=tuple(parse_gpus(gpus)), cpu_devices=cpu_devices,
                          data_dir=data_dir, epochs=epochs, max_steps=max_steps, seed=seed,
                          batch_size=batch_size, kvstore=kvstore, out=out,
@@ -59,7 +62,9 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
         if overrides or epochs or seed is not None or batch_size:
             raise BenchError("--resume continues a run with its own recipe: drop --set, "
                              "--epochs, --seed and --batch-size")
+        from bench.engine.runplan import check_resumable
         from bench.engine.trainer import resume_run
+        check_resumable(resume)
         _finish(resume_run(resume, options, report=_report))
         return
     if not name:
@@ -69,25 +74,36 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
     from bench.recipes.resolve import resolve
     resolution = resolve(name)
     loaded = load_recipe(resolution.recipe, overrides)
-    say = click.echo if dry_run else _report
-    if resolution.network:
-        say(resolution.line())
+    first = [resolution.line()] if resolution.network else []
     if dry_run:
-        _dry_run(loaded, options)
+        _dry_run(loaded, options, first)
         return
+    check_writable_dir(out, "--out")
     from bench.engine.trainer import start_run
-    _finish(start_run(loaded, options, report=_report))
+    _finish(start_run(loaded, options, report=_after(first)))
+
+
+def _after(first: list[str]):
+    """A report that prints ``first`` before its first line: the run reports only once every
+    check has passed, so nothing is printed for a run that is refused."""
+    def report(line: str) -> None:
+        while first:
+            _report(first.pop(0))
+        _report(line)
+    return report
 
 
 def _report(line: str) -> None:
     click.echo(line, err=True)
 
 
-def _dry_run(loaded, options) -> None:
+def _dry_run(loaded, options, first: list[str]) -> None:
     import json
     from bench.engine.trainer import describe, prepare
     from bench.recipes import recipe_to_dict
-    setup = prepare(loaded, options)
+    setup = prepare(loaded, options)  # every check a run makes, before anything is printed
+    for line in first:
+        click.echo(line)
     click.echo(json.dumps(recipe_to_dict(setup.recipe), indent=2))
     for line in describe(setup):
         click.echo(line)

@@ -5,6 +5,7 @@ import json
 
 import click
 
+from bench.data.spec import MAX_SIDE
 from bench.speed import COMPARE, DTYPES, MODES
 
 
@@ -24,7 +25,7 @@ from bench.speed import COMPARE, DTYPES, MODES
 @click.option("--gpus", default=None, metavar="IDS",
               help="Comma-separated GPU numbers, e.g. 0,1 (the batch is split over them); "
                    "default: CPU.")
-@click.option("--input-size", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--input-size", type=click.IntRange(1, MAX_SIDE), default=None, metavar="N",
               help="NxN input instead of the net's own (224 ImageNet, 32 CIFAR).")
 @click.option("--iterations", type=click.IntRange(min=1), default=None, metavar="N",
               help="Steps per timed round [default: as many as take about 3 s].")

@@ -24,9 +24,18 @@ from bench.errors import BenchError
 
 
 def _decode(data: bytes | np.ndarray, where: str) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise BenchError(f"cannot decode the image {where}: the file is corrupt or not an image")
+    """An RGB image, or a one-line error naming ``where`` (OpenCV returns None for bytes it
+    cannot decode and raises on zero bytes)."""
+    buf = np.frombuffer(data, np.uint8)
+    if buf.size == 0:
+        raise BenchError(f"the image {where} is empty (0 bytes): replace or remove it")
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error:
+        img = None
+    if img is None or img.size == 0:
+        raise BenchError(f"cannot decode the image {where}: the file is corrupt or not an image; "
+                         "replace or remove it")
     return img[:, :, ::-1]  # OpenCV decodes to BGR
 
 
@@ -82,7 +91,7 @@ class RecSource:
         offset = int(self.index.offsets[i])
         payload, _ = read_record(self._fd, offset, self.index.rec)
         label, image = unpack_image(payload)
-        return _decode(image, f"at byte {offset} of {self.index.rec}"), int(label)
+        return _decode(image, f"at index {i} (byte {offset}) of {self.index.rec}"), int(label)
 
 
 def folder_classes(root: Path) -> list[str] | None:

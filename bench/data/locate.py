@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.data.spec import DataSpec, check_spec
 from bench.errors import BenchError
+from bench.files import check_names
 
 NO_DIR_DATASETS = ("digits", "synthetic")
 
@@ -64,7 +65,7 @@ def _given_root(spec: DataSpec, data_dir) -> Path:
     raw = data_dir if data_dir not in (None, "") else os.environ.get("BENCH_DATA") or None
     if raw is None:
         raise BenchError(f"{spec.dataset} needs its data: pass --data-dir DIR or set BENCH_DATA")
-    root = Path(raw).expanduser()
+    root = check_names(Path(raw).expanduser(), "data directory (--data-dir or BENCH_DATA)")
     if not root.is_dir():
         raise BenchError(f"data directory {root} does not exist or is not a directory "
                          "(from --data-dir or BENCH_DATA)")

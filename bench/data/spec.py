@@ -21,6 +21,10 @@ PER_PIXEL_NORMALIZATIONS = ("per_pixel_mean", "per_pixel_mean_global_std")
 PADS = ("zero_normalized", "zero_raw", "reflect")
 CIFAR_DATASETS = ("cifar10", "cifar100")
 
+# Our bound on every image side (crop, shorter side): 16x ImageNet's usual 256, and small enough
+# that one image's tensors stay far below MXNet's 2^31-element limit per array.
+MAX_SIDE = 4096
+
 # Outputs a network needs for each data set (num_classes overrides it).
 CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "digits": 10, "synthetic": 10}
 # Augmentations that only make sense on large natural images, and those for small arrays.
@@ -103,10 +107,15 @@ def check_spec(spec: DataSpec) -> None:
     if spec.eval_size < 0 or spec.eval_resize < 0:
         raise BenchError("data.eval_size and data.eval_resize must be positive (or 0: the "
                          "training input_size and resize)")
-    if not 0.0 < spec.min_area <= 1.0:
+    for key in ("input_size", "resize", "eval_size", "eval_resize"):
+        if getattr(spec, key) > MAX_SIDE:
+            raise BenchError(f"data.{key} = {getattr(spec, key)} is larger than {MAX_SIDE} "
+                             "pixels, the largest image side this suite handles")
+    if not 0.0 < spec.min_area <= 1.0:  # (NaN fails every comparison, so it is refused too)
         raise BenchError(f"data.min_area must be in (0, 1], got {spec.min_area}")
-    if spec.jitter < 0 or spec.lighting < 0:
-        raise BenchError("data.jitter and data.lighting must be >= 0")
+    if not (0.0 <= spec.jitter <= 1.0 and 0.0 <= spec.lighting < float("inf")):
+        raise BenchError(f"data.jitter must be in [0, 1] and data.lighting a finite number "
+                         f">= 0, got {spec.jitter} and {spec.lighting}")
     if spec.dataset == "synthetic":
         return  # random tensors: every augmentation, protocol and pipeline is accepted, ignored
     _check_cifar_pipeline(spec)

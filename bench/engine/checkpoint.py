@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import BenchError
-from bench.files import fsync_dir, sha256_file
+from bench.errors import BenchError, summary
+from bench.files import fsync_dir, sha256_file, write_error
 
 FORMAT = 1
 PARAMS = "net.params"
@@ -161,6 +161,10 @@ def save_checkpoint(run_dir: Path, *, net, trainer, epoch: int, iteration: int,
             _discard(final)
         os.rename(tmp, final)
         fsync_dir(root)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: MXNet's own write errors (disk full)
+        error = write_error(root / name, exc)  # the free space as the write found it
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise error from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -213,6 +217,9 @@ def read_state(path: Path) -> dict[str, Any]:
         files = state["files"]
         for key in ("epoch", "iteration", "batch_in_epoch"):
             int(state[key])
+        if not isinstance(state.get("extra", {}), dict) or not isinstance(state.get("rng", {}),
+                                                                         dict):
+            raise TypeError("extra and rng must be objects")
     except FileNotFoundError:
         raise corrupt(f"{STATE} missing") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -244,13 +251,25 @@ def load_checkpoint(path: Path, *, net, trainer, recipe_hash: str | None,
     try:
         net.load_parameters(str(path / PARAMS))
     except (AssertionError, ValueError, KeyError, RuntimeError) as exc:  # MXNetError: Runtime
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BenchError(f"checkpoint {path} does not fit this network: {first}") from None
-    with warnings.catch_warnings():
-        # MXNet 1.9.1's KVStore.load_optimizer_states reads with a bare open(...).read(); the
-        # file is closed as soon as it is collected (at once in CPython), with a ResourceWarning.
-        warnings.simplefilter("ignore", ResourceWarning)
-        trainer.load_states(str(path / STATES))
+        raise BenchError(f"checkpoint {path} does not fit this network: {summary(exc)}") from None
+    # Checksums only say the files are what was written; content broken before it was written
+    # (or a foreign file with a matching state.json) fails here, in one line.
+    try:
+        with warnings.catch_warnings():
+            # MXNet 1.9.1's KVStore.load_optimizer_states reads with a bare open(...).read(); the
+            # file is closed as soon as it is collected (at once in CPython), with a
+            # ResourceWarning.
+            warnings.simplefilter("ignore", ResourceWarning)
+            trainer.load_states(str(path / STATES))
+    except Exception as exc:  # noqa: BLE001 - pickle, MXNet and shape errors alike
+        raise BenchError(f"checkpoint {path} is corrupt ({STATES} unreadable: "
+                         f"{type(exc).__name__}: {summary(exc)}); delete it to resume from the "
+                         "previous one") from None
     if restore_rng and "rng" in state:
-        set_rng_state(state["rng"])
+        try:
+            set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise BenchError(f"checkpoint {path} is corrupt ({STATE} rng unreadable: "
+                             f"{type(exc).__name__}); delete it to resume from the previous "
+                             "one") from None
     return state

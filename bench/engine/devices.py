@@ -28,6 +28,14 @@ GPU_INSTALL = "pip install -e '.[cu112]'"
 _CUDA_FOR_ARCH = {"9.0": "11.8"}
 
 
+MAX_GPU_INDEX = 1023  # our bound: far above any machine's GPU count, far below int overflow
+
+
+def _index(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts '²' or '٣', which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_gpus(text: str | None) -> list[int]:
     """``--gpus "0,1"`` -> ``[0, 1]``; empty or None -> ``[]`` (train on CPU)."""
     if text is None or not str(text).strip():
@@ -35,12 +43,12 @@ def parse_gpus(text: str | None) -> list[int]:
     gpus = []
     for part in str(text).split(","):
         part = part.strip()
-        if part.startswith("-") and part[1:].isdigit():
+        if part.startswith("-") and _index(part[1:]):
             raise BenchError(f"--gpus {text}: GPU indices are 0 or more; drop --gpus to train "
                              "on CPU")
-        if not part.isdigit():
-            raise BenchError(f"--gpus {text}: expected comma-separated GPU indices such as "
-                             f"0 or 0,1, got {part!r}")
+        if not _index(part) or len(part) > 4 or int(part) > MAX_GPU_INDEX:
+            raise BenchError(f"--gpus {text!r}: expected comma-separated GPU indices (ASCII "
+                             f"digits 0-{MAX_GPU_INDEX}) such as 0 or 0,1, got {part!r}")
         if int(part) in gpus:
             raise BenchError(f"--gpus {text}: GPU {int(part)} is listed twice")
         gpus.append(int(part))
@@ -142,7 +150,7 @@ def gpu_capabilities() -> list[tuple[str, str]] | None:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         parts = [p.strip() for p in visible.split(",") if p.strip()]
-        if not all(p.isdigit() and int(p) < len(rows) for p in parts):
+        if not all(_index(p) and int(p) < len(rows) for p in parts):
             return None  # UUIDs or MIG names: cannot map without NVML
         rows = [rows[int(p)] for p in parts]
     # nvidia-smi lists in PCI bus order; CUDA's default order is fastest first. They agree when

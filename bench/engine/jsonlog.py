@@ -69,12 +69,19 @@ class JsonLog:
         utc = _dt.datetime.fromtimestamp(now, _dt.timezone.utc).isoformat(timespec="milliseconds")
         record = {"event": event, "time": now, "utc": utc.replace("+00:00", "Z"),
                   **_plain(fields)}
-        self._file.write(json.dumps(record, allow_nan=False) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(record, allow_nan=False) + "\n")
+            self._file.flush()
+        except OSError as exc:  # a full disk: one line naming the log and the space left
+            from bench.files import write_error
+            raise write_error(self.path, exc) from None
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # the line a full disk refused; write() has said so
+                pass
             self._file = None
 
     def __enter__(self) -> "JsonLog":

@@ -1,19 +1,29 @@
 """What a run will do on this machine, decided before the first step (and printed by
 ``--dry-run``): devices, global batch (the recipe's when it fits, :mod:`bench.recipes.scaling`),
-rescaled LR, kvstore, precision and schedule length."""
+rescaled LR, kvstore, precision and schedule length.
+
+:func:`check_recipe` is the one validator of what a recipe asks for beyond its own fields (the
+loader checks those: types, finiteness, ranges): the data pipeline, the network's options taken
+together, the batch against the training set and the whole LR schedule. ``bench recipes show`` calls it with the recipe's own hardware, :func:`prepare` (what
+``--dry-run`` prints and a run trains) with this machine's plan, so all three refuse the same
+recipes, before anything is printed and before a run directory exists."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from bench.data.spec import protocol_label
+from bench.data.spec import check_spec, in_channels, num_classes, protocol_label
 from bench.errors import BenchError
 from bench.engine import build, devices, memory
 from bench.engine.cluster import Cluster, expected_workers, is_multi_worker
-from bench.recipes import DeviceMemory, Plan, Recipe, fit_to_check, plan_for
+from bench.files import check_readable
+from bench.recipes import (DeviceMemory, Plan, Recipe, fit_to_check, plan_for, recipe_from_dict)
+from bench.recipes.schema import SEED_LIMIT
 
 
 @dataclass
@@ -53,6 +63,9 @@ class Setup:
 def apply_options(recipe: Recipe, options: RunOptions) -> tuple[Recipe, list[str]]:
     """The recipe as this run trains it (``--seed``, ``--epochs``), with what changed."""
     changes = []
+    if options.seed is not None and not 0 <= options.seed < SEED_LIMIT:
+        raise BenchError(f"--seed {options.seed}: a seed is an integer from 0 to "
+                         f"{SEED_LIMIT - 1} (2^32 - 1)")
     if options.seed is not None and options.seed != recipe.train.seed:
         recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train,
                                                                        seed=options.seed))
@@ -65,9 +78,13 @@ def apply_options(recipe: Recipe, options: RunOptions) -> tuple[Recipe, list[str
             milestones = tuple(m * ratio for m in milestones)
         elif s.iterations:
             milestones = tuple(float(round(m * ratio)) for m in milestones)
-        schedule = dataclasses.replace(
-            s, epochs=options.epochs, iterations=round(s.iterations * ratio) if s.iterations else 0,
-            milestones=milestones, warmup_epochs=s.warmup_epochs * ratio)
+        try:
+            schedule = dataclasses.replace(
+                s, epochs=options.epochs,
+                iterations=round(s.iterations * ratio) if s.iterations else 0,
+                milestones=milestones, warmup_epochs=s.warmup_epochs * ratio)
+        except ValueError as exc:
+            raise BenchError(f"--epochs {options.epochs}: {exc}") from None
         recipe = dataclasses.replace(recipe, schedule=schedule)
         changes.append(f"--epochs {options.epochs}: schedule of {old} epochs scaled by "
                        f"{ratio:g} (milestones and warm-up included)")
@@ -99,6 +116,17 @@ def prepare(recipe: Recipe, options: RunOptions, train_samples: int | None = Non
     changes += dtype_changes
     if train_samples is None:
         train_samples = _known_train_size(recipe)
+    check_recipe(recipe, plan, train_samples)
+    iters_per_epoch, epochs, total = _length(recipe, plan, train_samples)
+    # Horovod's trainer averages the workers' gradients itself; the others sum them.
+    step_batch = plan.global_batch // workers if requested == "horovod" else plan.global_batch
+    return Setup(recipe, plan, ctxs, dtype, kvstore, iters_per_epoch, epochs, total, changes,
+                 workers, step_batch)
+
+
+def _length(recipe: Recipe, plan: Plan, train_samples: int | None) -> tuple[int, int, int]:
+    """(iterations per epoch, epochs, total iterations); 0 iterations per epoch when the
+    training set's size is unknown."""
     iters_per_epoch = max(1, train_samples // plan.global_batch) if train_samples else 0
     if plan.iterations:
         total = plan.iterations
@@ -106,10 +134,83 @@ def prepare(recipe: Recipe, options: RunOptions, train_samples: int | None = Non
     else:
         epochs = recipe.schedule.epochs
         total = epochs * iters_per_epoch
-    # Horovod's trainer averages the workers' gradients itself; the others sum them.
-    step_batch = plan.global_batch // workers if requested == "horovod" else plan.global_batch
-    return Setup(recipe, plan, ctxs, dtype, kvstore, iters_per_epoch, epochs, total, changes,
-                 workers, step_batch)
+    return iters_per_epoch, epochs, total
+
+
+def check_recipe(recipe: Recipe, plan: Plan | None = None,
+                 train_samples: int | None = None) -> None:
+    """Refuse, in one line, a recipe no run could train: a data pipeline no loader implements,
+    a global batch larger than the training set, or an LR schedule that does not fit the run
+    (milestones outside it, a warm-up as long as it, ...). ``plan`` is the batch and LR on the
+    hardware at hand (default: the recipe's own), ``train_samples`` the training set's size
+    (default: the data set's known size; unknown skips the batch and schedule checks)."""
+    spec = build.data_spec(recipe)
+    check_spec(spec)
+    _check_network_builds(recipe, num_classes(spec), in_channels(spec))
+    if plan is None:
+        plan = plan_for(recipe, recipe.train.devices)
+    if train_samples is None:
+        train_samples = _known_train_size(recipe)
+    if train_samples is None:
+        return
+    if train_samples < plan.global_batch:
+        raise BenchError(f"the {recipe.data.dataset} training set has {train_samples} samples, "
+                         f"fewer than one batch of {plan.global_batch}: lower --batch-size (or "
+                         "optim.batch_size)")
+    iters_per_epoch, epochs, _ = _length(recipe, plan, train_samples)
+    build.build_lr(recipe, plan, iters_per_epoch, epochs)
+
+
+_BUILT: set[str] = set()  # networks (name, options) already built once in this process
+
+
+def _check_network_builds(recipe: Recipe, classes: int, channels: int) -> None:
+    """The network's constructor accepts the recipe's options together (e.g. option-A
+    shortcuts cannot shrink channels). Building it (no parameters) takes 0.03-0.25 s, so each
+    network and option set is built once per process."""
+    key = json.dumps([recipe.network, recipe.network_args, classes, channels], sort_keys=True)
+    if key not in _BUILT:
+        build.network(recipe, classes, channels)
+        _BUILT.add(key)
+
+
+def check_resumable(run_dir: Path) -> tuple[Recipe, dict[str, Any]]:
+    """The recipe and ``run.json`` of a run directory given to ``--resume``, each of the shape
+    a run writes (a damaged or foreign file is named in one line, not a traceback)."""
+    run_dir = check_readable(run_dir, "--resume", "dir")
+    data = {}
+    for name in ("recipe.json", "run.json"):
+        path = run_dir / name
+        try:
+            data[name] = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BenchError(f"cannot resume {run_dir}: not a run directory (it has no "
+                             f"{name})") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            what = "not UTF-8 JSON" if isinstance(exc, ValueError) else str(exc.strerror or exc)
+            raise BenchError(f"cannot resume {run_dir}: {path} is unreadable ({what}); restore "
+                             "it or start a new run") from None
+    recipe = recipe_from_dict(data["recipe.json"], str(run_dir / "recipe.json"))
+    info, where = data["run.json"], run_dir / "run.json"
+    plan = info.get("plan") if isinstance(info, dict) else None
+    batch = plan.get("global_batch") if isinstance(plan, dict) else None
+    options = info.get("options", {}) if isinstance(info, dict) else None
+    problem = None
+    if not isinstance(info, dict):
+        problem = f"a JSON object was expected, not {type(info).__name__}"
+    elif not (isinstance(batch, int) and not isinstance(batch, bool) and batch > 0):
+        problem = f"plan.global_batch is {batch!r}, not a positive integer"
+    elif not isinstance(options, dict):
+        problem = f"options is {type(options).__name__}, not an object"
+    else:
+        bad = [k for k in ("data_dir", "kvstore")
+               if not isinstance(options.get(k), (str, type(None)))]
+        if bad:
+            problem = f"options.{bad[0]} is {options[bad[0]]!r}, not a string"
+    if problem:
+        raise BenchError(f"cannot resume {run_dir}: {where} is not a run's ({problem}); restore "
+                         "it or start a new run")
+    return recipe, info
 
 
 def _memory(recipe: Recipe, options: RunOptions, gpus: list[int], contexts: int, workers: int,
@@ -128,7 +229,12 @@ def requested_kvstore(recipe: Recipe, options: RunOptions) -> str:
     that a parameter-server launcher started must train with a dist kvstore, or every worker
     would train alone on all the data."""
     requested = options.kvstore or recipe.train.kvstore
-    if os.environ.get("DMLC_ROLE") == "worker" and not requested.startswith("dist"):
+    role = os.environ.get("DMLC_ROLE")
+    if role not in (None, "", "worker"):
+        raise BenchError(f"DMLC_ROLE={role!r} is set in the environment, but a bench command "
+                         "only ever runs as a parameter-server worker (`bench launch` sets "
+                         "DMLC_ROLE for the processes it starts): unset DMLC_ROLE")
+    if role == "worker" and not requested.startswith("dist"):
         raise BenchError(f"this process is a parameter-server worker (DMLC_ROLE=worker, e.g. "
                          f"from `bench launch`) but the kvstore is {requested!r}: add "
                          "--kvstore dist_sync")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import json
+import math
 import os
 import tomllib
 import types
@@ -20,7 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, did_you_mean
+from bench.files import NAME_MAX, check_names, os_error_text
 from bench.recipes.schema import INIT_RENAMED, SECTIONS, TOP_LEVEL, Recipe
+
+INT_LIMIT = 2 ** 63  # integers must fit in int64, as TOML's own integers do
 
 
 def recipes_dir() -> Path:
@@ -37,9 +42,20 @@ def list_recipes(pattern: str = "*", directory: Path | None = None) -> list[str]
 
 def recipe_path(name: str, directory: Path | None = None) -> Path:
     """The file of recipe ``name`` (or ``name`` itself when it is a path to a .toml file)."""
-    if name.endswith(".toml") and Path(name).is_file():
-        return Path(name)
+    if name.endswith(".toml"):
+        path = check_names(name, "recipe file")
+        if path.is_dir():
+            raise BenchError(f"recipe file {name} is a folder; give a .toml file or a recipe "
+                             "name (`bench recipes` lists them)")
+        if path.is_file():
+            return path
+        if os.sep in name:
+            raise BenchError(f"no recipe file {name}; give a .toml file or a recipe name "
+                             "(`bench recipes` lists them)")
     directory = directory or recipes_dir()
+    if len(os.fsencode(name)) > NAME_MAX - len(".toml"):
+        raise BenchError(f"unknown recipe {name[:24]}... ({len(name)} characters; a recipe "
+                         "name is its file name, so it is shorter); `bench recipes` lists them")
     path = directory / f"{name}.toml"
     if not path.is_file():
         raise BenchError(f"unknown recipe {name!r}{did_you_mean(name, list_recipes('*', directory))}"
@@ -53,6 +69,12 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise BenchError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{byte:02x}); TOML files "
+                         "are UTF-8: save it as UTF-8") from None
+    except OSError as exc:
+        raise BenchError(f"cannot read {path}: {os_error_text(exc, path)}") from None
 
 
 def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = (),
@@ -72,23 +94,32 @@ def load_recipe(name: str, overrides: list[str] | tuple[str, ...] = (),
         _check_keys(base_raw, str(base_path))
         raw = _merge(base_raw, raw)
     _check_keys(raw, str(path))
+    where = str(path)
     for item in overrides:
         key, value = parse_override(item)
         _set_path(raw, key, value)
-    return build_recipe(path.stem, raw, str(path))
+    if overrides:
+        where += " with --set " + ", ".join(parse_override(item)[0] for item in overrides)
+    return build_recipe(path.stem, raw, where)
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """``"optim.lr=0.2"`` -> ``("optim.lr", 0.2)``; values are TOML (bare words are strings)."""
+    """``"optim.lr=0.2"`` -> ``("optim.lr", 0.2)``; the value is one TOML value (bare words are
+    strings). A line break is refused: in TOML it would start a second assignment."""
+    if "\n" in item or "\r" in item:
+        raise BenchError(f"--set {item!r}: a value is one line (a line break would start another "
+                         "assignment); give each key=value as its own --set")
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise BenchError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=0.2")
     try:
-        value = tomllib.loads(f"v = {text.strip()}")["v"]
+        parsed = tomllib.loads(f"v = {text.strip()}")
     except tomllib.TOMLDecodeError:
-        value = text.strip()
-    return key, value
+        return key, text.strip()
+    if list(parsed) != ["v"]:  # cannot happen without a line break; never drop a value quietly
+        raise BenchError(f"--set {item!r}: expected one value after '='")
+    return key, parsed["v"]
 
 
 def build_recipe(name: str, raw: dict[str, Any], where: str) -> Recipe:
@@ -106,7 +137,7 @@ def build_recipe(name: str, raw: dict[str, Any], where: str) -> Recipe:
         elif key == "network_args":
             if not isinstance(value, dict):
                 raise BenchError(f"{where}: [network_args] must be a table")
-            kwargs[key] = dict(value)
+            kwargs[key] = _check_network_args(value, where)
         elif key in ("notes", "tags"):
             kwargs[key] = tuple(_check_type(f"{key}", value, tuple[str, ...], where))
         else:
@@ -127,11 +158,14 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe.json") -> Recipe
     initialisers were renamed says ``init = "msra"`` / ``"xavier"``; those meant exactly
     ``msra_prelu`` / ``xavier_uniform``, so they are read as such and ``--resume`` still works
     (recipe files and ``--set`` refuse the old names)."""
+    if not isinstance(data, dict):
+        raise BenchError(f"{where} is not a recipe: a JSON object was expected, not "
+                         f"{type(data).__name__}")
     data = dict(data)
     train = data.get("train")
     if isinstance(train, dict) and train.get("init") in INIT_RENAMED:
         data["train"] = {**train, "init": INIT_RENAMED[train["init"]][0]}
-    name = data.pop("name", "recipe")
+    name = _check_type("name", data.pop("name", "recipe"), str, where)
     return build_recipe(name, data, where)
 
 
@@ -206,8 +240,13 @@ def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
     raise BenchError(f"--set {key}: unknown key{did_you_mean(key, [*paths, 'network'])}")
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # resolving the annotations is most of a section's cost
+
+
 def _build_section(cls: type, values: dict[str, Any], section: str, where: str) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     kwargs = {k: _check_type(f"{section}.{k}", v, hints[k], where) for k, v in values.items()}
     try:
         return cls(**kwargs)
@@ -216,7 +255,8 @@ def _build_section(cls: type, values: dict[str, Any], section: str, where: str) 
 
 
 def _check_type(key: str, value: Any, hint: Any, where: str) -> Any:
-    """Return ``value`` converted to ``hint`` (int -> float, list -> tuple) or raise."""
+    """Return ``value`` converted to ``hint`` (int -> float, list -> tuple) or raise. Numbers
+    must be finite (TOML and Python's JSON spell NaN and infinities) and integers fit int64."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -225,16 +265,56 @@ def _check_type(key: str, value: Any, hint: Any, where: str) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise BenchError(f"{where}: {key} must be a list, got {value!r}")
+            raise BenchError(f"{where}: {key} must be a list, got {_shown(value)}")
         return tuple(_check_type(f"{key}[{i}]", v, args[0], where) for i, v in enumerate(value))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
     if hint is bool and not isinstance(value, bool) or (hint in (int, float)
                                                           and isinstance(value, bool)):
-        raise BenchError(f"{where}: {key} must be {hint.__name__}, got {value!r}")
+        raise BenchError(f"{where}: {key} must be {hint.__name__}, got {_shown(value)}")
+    if hint in (int, float) and isinstance(value, int) and not -INT_LIMIT <= value < INT_LIMIT:
+        raise BenchError(f"{where}: {key} = {_shown(value)} is too large")
+    if hint is float and isinstance(value, int):
+        return float(value)
     if isinstance(hint, type) and not isinstance(value, hint):
-        raise BenchError(f"{where}: {key} must be {hint.__name__}, got {value!r}")
+        raise BenchError(f"{where}: {key} must be {hint.__name__}, got {_shown(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BenchError(f"{where}: {key} = {value!r} is not a finite number")
     return value
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a value, shortened when long (a 400-digit number)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:16]}...{text[-8:]} ({len(text)} characters)"
+
+
+def _check_network_args(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """[network_args] values of the right type and range. Their names are checked against the
+    network's constructor (:func:`bench.models.model_flags`); their values here: each takes the
+    type of its default, and every numeric option of :class:`bench.models.resnet.ResNet` is a
+    count (an int >= 1: classes, in_channels, widths) or a probability (a float in [0, 1])."""
+    defaults = _network_defaults()
+    out = {}
+    for name, value in values.items():
+        key = f"network_args.{name}"
+        default = defaults.get(name)
+        if default is None:
+            out[name] = value
+            continue
+        value = _check_type(key, value, type(default), where)
+        if isinstance(default, int) and not isinstance(default, bool) and value < 1:
+            raise BenchError(f"{where}: {key} = {value!r} must be at least 1")
+        if isinstance(default, float) and not 0.0 <= value <= 1.0:
+            raise BenchError(f"{where}: {key} = {value!r} must be between 0 and 1")
+        out[name] = value
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _network_defaults() -> dict[str, Any]:
+    import inspect
+    from bench.models.resnet import ResNet
+    return {name: p.default for name, p in inspect.signature(ResNet.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty and p.default is not None}
 
 
 def _check_network(recipe: Recipe, where: str) -> None:

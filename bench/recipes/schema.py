@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The data vocabulary is the data layer's (one definition; the readers validate the same names).
-from bench.data.spec import AUGMENTS, DATASETS, FORMATS, NORMALIZATIONS, PADS, PROTOCOLS
+from bench.data.spec import (AUGMENTS, DATASETS, FORMATS, MAX_SIDE, NORMALIZATIONS, PADS,
+                             PROTOCOLS)
 
 DTYPES = ("float32", "float16", "amp")
 OPTIMIZERS = ("sgd", "nag")
@@ -23,6 +24,7 @@ SCHEDULES = ("step", "cosine", "poly", "constant")
 SCHEDULE_UNITS = ("epoch", "iteration")  # what schedule.milestones count
 # kvstores: one device (none), MXNet's local ones, NCCL, the parameter server, Horovod.
 KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "horovod")
+SEED_LIMIT = 2 ** 32  # seeds are in [0, 2^32): what MXNet's and NumPy's generators take
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,18 @@ class DataSection:
         _one_of("data.data_format", self.data_format, FORMATS)
         _one_of("data.normalize", self.normalize, NORMALIZATIONS)
         _one_of("data.pad", self.pad, PADS)
-        _positive("data.input_size", self.input_size)
-        _positive("data.resize", self.resize)
-        _in_range("data.min_area", self.min_area, 0.0, 1.0)
+        _in_range("data.input_size", self.input_size, 1, MAX_SIDE)
+        _in_range("data.resize", self.resize, 1, MAX_SIDE)
+        _in_range("data.jitter", self.jitter, 0.0, 1.0)
+        _at_least("data.lighting", self.lighting, 0.0)
+        if not 0.0 < self.min_area <= 1.0:
+            raise ValueError(f"data.min_area = {self.min_area!r} must be in (0, 1] (the "
+                             "smallest fraction of the image a random crop covers)")
+        _positive("data.synthetic_size", self.synthetic_size)
         for key in ("eval_size", "eval_resize"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"data.{key} = {getattr(self, key)!r} must be positive, or 0 "
-                                 "for the training size")
+            if not 0 <= getattr(self, key) <= MAX_SIDE:
+                raise ValueError(f"data.{key} = {getattr(self, key)!r} must be between 1 and "
+                                 f"{MAX_SIDE}, or 0 for the training size")
 
 
 @dataclass(frozen=True)
@@ -104,8 +111,16 @@ class ScheduleSection:
         _one_of("schedule.kind", self.kind, SCHEDULES)
         _one_of("schedule.unit", self.unit, SCHEDULE_UNITS)
         _positive("schedule.epochs", self.epochs)
-        _in_range("schedule.factor", self.factor, 0.0, 1.0)
+        _at_least("schedule.iterations", self.iterations, 0)
+        if not 0.0 < self.factor <= 1.0:
+            raise ValueError(f"schedule.factor = {self.factor!r} must be in (0, 1] (the LR is "
+                             "multiplied by it at each milestone)")
+        _positive("schedule.power", self.power)
+        for key in ("final_lr", "warmup_epochs", "warmup_start_lr", "warmup_lr"):
+            _at_least(f"schedule.{key}", getattr(self, key), 0.0)
         _in_range("schedule.warmup_until_error", self.warmup_until_error, 0.0, 1.0)
+        for m in self.milestones:
+            _at_least("schedule.milestones", m, 0.0)
         if list(self.milestones) != sorted(self.milestones):
             raise ValueError("schedule.milestones must be increasing")
         if self.warmup_until_error and not self.warmup_lr:
@@ -148,8 +163,14 @@ class TrainSection:
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
-        _in_range("train.label_smoothing", self.label_smoothing, 0.0, 1.0)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"train.label_smoothing = {self.label_smoothing!r} must be in "
+                             "[0, 1) (1 would leave no weight on the true class)")
         _in_range("train.mixup_alpha", self.mixup_alpha, 0.0, 100.0)
+        _at_least("train.mixup_off_epochs", self.mixup_off_epochs, 0)
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise ValueError(f"train.seed = {self.seed!r} must be in [0, 2^32), i.e. 0 to "
+                             f"{SEED_LIMIT - 1}")
         _one_of("train.dtype", self.dtype, DTYPES)
         if self.init in INIT_RENAMED:
             new, meaning = INIT_RENAMED[self.init]
@@ -182,6 +203,9 @@ class ReferenceSection:
             raise ValueError("reference.source is required: cite the paper and table, or the "
                              "repository, file and commit")
         _in_range("reference.tolerance", self.tolerance, 0.0, 100.0)
+        for key in ("top1_err", "top5_err"):  # error rates in percent
+            if getattr(self, key) is not None:
+                _in_range(f"reference.{key}", getattr(self, key), 0.0, 100.0)
         _one_of("reference.direction", self.direction, ("both", "max"))
 
 
@@ -218,9 +242,17 @@ def _one_of(key: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{key} = {value!r} is not one of {', '.join(choices)}")
 
 
+# Written as `not <comparison>` so that NaN, which fails every comparison, is refused too (the
+# loader refuses NaN and infinities first; these also guard objects built in code).
+
 def _positive(key: str, value: float) -> None:
-    if value <= 0:
+    if not 0 < value < float("inf"):
         raise ValueError(f"{key} = {value!r} must be positive")
+
+
+def _at_least(key: str, value: float, low: float) -> None:
+    if not low <= value < float("inf"):
+        raise ValueError(f"{key} = {value!r} must be a finite number >= {low}")
 
 
 def _in_range(key: str, value: float, low: float, high: float) -> None:

@@ -2,11 +2,15 @@
 compute trade-off of published and reproduced rows. PNGs via matplotlib's Agg backend."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.files import check_output_file, check_readable
+
+MAX_PIXELS = 10000  # per side of a figure: our bound (a 10000 x 10000 RGBA canvas is 400 MB)
 
 
 def _pyplot():
@@ -27,7 +31,7 @@ def curves_of(run: Path) -> dict[str, Any]:
     """Per-epoch validation error and training error of a run directory (from its log: the
     logging windows of each epoch, averaged), or the validation error of a recorded result
     (``results/runs/*.json``: its history; a record keeps no training error)."""
-    run = Path(run)
+    run = check_readable(run, "plot input")
     if run.is_file():
         from bench.runrecord import RunRecord
         record = RunRecord.load(run)
@@ -39,13 +43,13 @@ def curves_of(run: Path) -> dict[str, Any]:
     if not log_path.is_file():
         raise BenchError(f"{run} has no log.jsonl: give a run directory or a recorded result "
                          "(results/runs/*.json)")
-    events = read_log(log_path)
+    events = [e for e in read_log(log_path) if isinstance(e, dict)]
     val, train, window_errors = [], [], []
     for e in events:
         if e.get("event") == "window":
-            window_errors.append(e["train_error"])
+            window_errors.append(_number(e, "train_error", log_path))
         elif e.get("event") == "epoch":
-            val.append((e["epoch"], e["top1_err"]))
+            val.append((_number(e, "epoch", log_path), _number(e, "top1_err", log_path)))
             if window_errors:
                 train.append((e["epoch"], 100.0 * sum(window_errors) / len(window_errors)))
             window_errors = []
@@ -53,7 +57,21 @@ def curves_of(run: Path) -> dict[str, Any]:
     return {"name": f"{name} ({run.name})", "val": val, "train": train}
 
 
+def _number(event: dict, key: str, log: Path) -> float:
+    value = event.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BenchError(f"{log}: a line of event {event.get('event')!r} has {key} = "
+                         f"{value!r:.30}, not a finite number: is this a run's log?")
+    return value
+
+
+def check_out(out: Path) -> Path:
+    """``--out``: a .png file name in a folder that can be written (checked before any work)."""
+    return check_output_file(out, "--out", (".png",))
+
+
 def plot_curves(runs: list[Path], out: Path, size: tuple[int, int]) -> Path:
+    check_out(out)
     data = [curves_of(d) for d in runs]
     if not any(d["val"] for d in data):
         raise BenchError("none of the runs has a finished epoch to plot")
@@ -119,6 +137,7 @@ def plot_tradeoff(results: Path, out: Path, size: tuple[int, int], dataset: str)
     filled (mean ± std over seeds) and tied to the published number of the same row; colour
     is the network family, the marker the evaluation protocol."""
     from bench.results.table import current_rows
+    check_out(out)
     rows = [r for r in current_rows(results)[0] if r.dataset == dataset and r.published]
     points, left_out = tradeoff_points(rows)
     if not points:
@@ -175,18 +194,24 @@ def plot_tradeoff(results: Path, out: Path, size: tuple[int, int], dataset: str)
 
 
 def _save(plt, fig, out: Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=fig.dpi)
-    plt.close(fig)
-    return out
+    """Render to memory, then write atomically: a full disk leaves the old file (if any)."""
+    import io
+    from bench.files import atomic_write_bytes
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=fig.dpi)
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(Path(out), buffer.getvalue())
+    return Path(out)
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-        if w > 0 and h > 0:
-            return w, h
-    except ValueError:
-        pass
-    raise BenchError(f"--size {text!r}: expected WIDTHxHEIGHT in pixels, e.g. 800x600")
+    """``"800x600"`` -> ``(800, 600)``; each side 1 to :data:`MAX_PIXELS`."""
+    parts = text.strip().lower().split("x")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise BenchError(f"--size {text[:40]!r}: expected WIDTHxHEIGHT in pixels, e.g. 800x600")
+    if not all(0 < len(p) <= 5 and 0 < int(p) <= MAX_PIXELS for p in parts):
+        raise BenchError(f"--size {text[:40]!r}: each side must be 1 to {MAX_PIXELS} pixels, "
+                         "e.g. 800x600")
+    return int(parts[0]), int(parts[1])

@@ -25,7 +25,8 @@ def test_parse_gpus(text, expected):
 
 @pytest.mark.parametrize("text, words", [
     ("-1", "0 or more"), ("a", "got 'a'"), ("0,,1", "got ''"), ("0,0", "listed twice"),
-    ("1.5", "got '1.5'"),
+    ("1.5", "got '1.5'"), ("²", "got '²'"), ("٣", "ASCII digits"), ("0,¹", "got '¹'"),
+    ("1024", "0-1023"), ("9" * 400, "ASCII digits"),
 ])
 def test_parse_gpus_rejects(text, words):
     with pytest.raises(BenchError) as info:

@@ -144,3 +144,98 @@ def test_a_childs_reference_replaces_the_bases_whole(recipes):
                      'top5_err = 2.0\n')
     r = _load(recipes, "child")
     assert r.reference.top1_err is None and r.reference.top5_err == 2.0
+
+
+# --- every number finite and in range (issue 10) ----------------------------------------------
+
+# (key, a value the schema refuses, the nearest value it accepts): each range is the one its
+# meaning gives (a probability, a count, a percentage, a seed of MXNet's and NumPy's generators).
+RANGES = [
+    ("optim.lr", "0", "1e-9"), ("optim.lr", "nan", "0.1"), ("optim.lr", "inf", "1e9"),
+    ("optim.momentum", "1.01", "1.0"), ("optim.weight_decay", "-1e-9", "0"),
+    ("optim.batch_size", "0", "1"), ("data.min_area", "0", "1e-9"), ("data.min_area", "1.01", "1"),
+    ("data.jitter", "1.01", "1"), ("data.jitter", "-0.1", "0"), ("data.lighting", "-0.1", "0"),
+    ("data.lighting", "inf", "1e6"), ("data.input_size", "4097", "4096"),
+    ("data.eval_size", "-1", "0"), ("data.eval_resize", "4097", "4096"),
+    ("data.synthetic_size", "0", "1"), ("schedule.epochs", "0", "1"),
+    ("schedule.iterations", "-1", "0"), ("schedule.factor", "0", "1"),
+    ("schedule.power", "0", "0.5"), ("schedule.final_lr", "-1e-9", "0"),
+    ("schedule.warmup_epochs", "-1", "0"), ("schedule.warmup_start_lr", "-1", "0"),
+    ("schedule.warmup_lr", "nan", "0"), ("schedule.milestones", "[-1]", "[0]"),
+    ("train.label_smoothing", "1", "0.99"), ("train.mixup_alpha", "-1", "0"),
+    ("train.mixup_off_epochs", "-1", "0"), ("train.seed", "-1", "0"),
+    ("train.seed", "4294967296", "4294967295"), ("train.devices", "0", "1"),
+    ("reference.top1_err", "-0.01", "0"), ("reference.top1_err", "100.01", "100"),
+    ("reference.top5_err", "nan", "100"), ("reference.tolerance", "-1", "0"),
+    ("network_args.classes", "0", "1"), ("network_args.in_channels", "-1", "1"),
+    ("network_args.block_dropout", "1.5", "0.5"), ("network_args.zero_init_last_bn", "1", "true"),
+]
+
+
+@pytest.mark.parametrize("key, bad, good", RANGES, ids=[f"{k}={b}" for k, b, _ in RANGES])
+def test_every_number_is_checked_at_the_edge_of_its_range(recipes, key, bad, good):
+    with pytest.raises(BenchError) as err:
+        _load(recipes, "base", [f"{key}={bad}"])
+    message = str(err.value)
+    assert key in message and "\n" not in message and "with --set" in message
+    _load(recipes, "base", [f"{key}={good}"])  # the other side of the edge loads
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[optim]\nlr = nan\n", "optim.lr = nan is not a finite number"),
+    ("[data]\njitter = -inf\n", "data.jitter = -inf is not a finite number"),
+    ("[schedule]\nmilestones = [5, inf]\n", "schedule.milestones[1] = inf is not a finite"),
+    (f"[optim]\nbatch_size = {'9' * 400}\n", "(400 characters) is too large"),
+    (f"[optim]\nlr = {'9' * 400}\n", "optim.lr = 9999999999999999...99999999 (400 characters)"),
+    ("[network_args]\nclasses = 'ten'\n", "network_args.classes must be int, got 'ten'"),
+    ("[network_args]\nclasses = true\n", "network_args.classes must be int, got True"),
+])
+def test_numbers_in_files_are_finite_and_bounded(recipes, text, message):
+    recipes("bad", 'base = "base"\ndescription = "c"\n' + text)
+    with pytest.raises(BenchError) as err:
+        _load(recipes, "bad")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("item", ["optim.lr=0.1\nx=1", "optim.lr=0.1\n", "optim.lr=0.1\r",
+                                  "optim.lr\n=0.1"])
+def test_a_set_value_is_one_line(recipes, item):
+    # TOML would read "0.1\nx=1" as two assignments and the second would be dropped.
+    with pytest.raises(BenchError, match="a value is one line"):
+        _load(recipes, "base", [item])
+
+
+def test_a_set_value_is_one_toml_value():
+    from bench.recipes import parse_override
+    assert parse_override("optim.lr = 0.05") == ("optim.lr", 0.05)
+    assert parse_override("schedule.milestones=[1, 2]") == ("schedule.milestones", [1, 2])
+    assert parse_override("train.init=he_fan_in") == ("train.init", "he_fan_in")  # a bare word
+    assert parse_override("description=a = b") == ("description", "a = b")
+
+
+def test_recipe_files_that_are_not_utf8_toml_are_one_line(tmp_path):
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('description = "café"\n'.encode("latin-1"))
+    with pytest.raises(BenchError, match=r"not UTF-8 text \(byte 18 is 0xe9\)"):
+        load_recipe(str(latin1))
+    (tmp_path / "folder.toml").mkdir()
+    with pytest.raises(BenchError, match="is a folder"):
+        load_recipe(str(tmp_path / "folder.toml"))
+    with pytest.raises(BenchError, match="no recipe file"):
+        load_recipe(str(tmp_path / "missing.toml"))
+    with pytest.raises(BenchError, match="at most 255"):
+        load_recipe("x" * 300 + ".toml")
+    with pytest.raises(BenchError, match="unknown recipe xxxx"):
+        load_recipe("x" * 300)
+
+
+@pytest.mark.parametrize("data, message", [
+    ([], "not a recipe: a JSON object was expected, not list"),
+    ("recipe", "not a recipe: a JSON object was expected, not str"),
+    ({"name": 5}, "name must be str"),
+    ({"name": "x"}, "missing required key 'network'"),
+])
+def test_a_recipe_json_of_the_wrong_shape_is_one_line(data, message):
+    with pytest.raises(BenchError) as err:
+        recipe_from_dict(data, "run/recipe.json")
+    assert message in str(err.value) and str(err.value).startswith("run/recipe.json")
