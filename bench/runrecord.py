@@ -269,8 +269,17 @@ def recipe_changes(trained: Any, shipped: Any) -> list[str]:
     a, b = recipe_to_dict(trained), recipe_to_dict(shipped)
     flat_a = _flatten({k: a.get(k) for k in keys})
     flat_b = _flatten({k: b.get(k) for k in keys})
-    return [f"{key}={json.dumps(flat_a.get(key))}" for key in sorted(set(flat_a) | set(flat_b))
-            if flat_a.get(key) != flat_b.get(key)]
+    return [f"{key}={json.dumps(_spelled(flat_a.get(key)))}"
+            for key in sorted(set(flat_a) | set(flat_b)) if flat_a.get(key) != flat_b.get(key)]
+
+
+def _spelled(value: Any) -> Any:
+    """Whole floats as ints (milestones 16000.0 read 16000 in a row's label)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_spelled(v) for v in value]
+    return value
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -115,7 +115,8 @@ def _edit_stored(path, key, value, redigest):
     ("run_id", "yesterday", True, ("'run_id'", "not a training run's identity")),
     ("run_id", None, True, ("its content names it",)),  # posing as an older record
     ("modified", ["--epochs 1"], False, ("'modified'", "digest does not match")),
-    ("modified", "none", True, ("'modified'", "not a list of what changed")),
+    ("modified", "none", True, ("'modified'", "not list or null")),  # the type check
+    ("modified", ["", 3], True, ("'modified'", "not a list of what changed")),
 ])
 def test_an_edited_identity_field_of_a_record_is_refused(results, tmp_path, key, value,
                                                          redigest, words):
