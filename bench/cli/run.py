@@ -38,7 +38,9 @@ def run() -> None:
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
               metavar="RUN_DIR", help="Continue an interrupted run from its last checkpoint.")
 @click.option("--dry-run", is_flag=True,
-              help="Print the resolved recipe, the scaled LR and the schedule, then exit.")
+              help="Print the resolved recipe, the scaled LR and the schedule (with --resume: "
+                   "the checkpoint and steps the resume would continue with), then exit; "
+                   "writes nothing.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size, kvstore,
            cpu_devices, loader_workers, out, resume, dry_run, no_progress) -> None:
@@ -59,8 +61,13 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
         if overrides or epochs or seed is not None or batch_size:
             raise BenchError("--resume continues a run with its own recipe: drop --set, "
                              "--epochs, --seed and --batch-size")
+        if dry_run:
+            from bench.engine.resume import dry_run_resume
+            for line in dry_run_resume(resume, options, asked=name):
+                click.echo(line)
+            return
         from bench.engine.trainer import resume_run
-        _finish(resume_run(resume, options, report=_report))
+        _finish(resume_run(resume, options, report=_report, asked=name))
         return
     if not name:
         raise BenchError("give a recipe or network name (`bench recipes` lists them) or "
