@@ -36,7 +36,8 @@ def run() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Runs go to OUT/<recipe>/<time>/.")
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
-              metavar="RUN_DIR", help="Continue an interrupted run from its last checkpoint.")
+              metavar="RUN_DIR", help="Continue an unfinished run from its newest valid "
+                                         "checkpoint (NAME, if given, must be its recipe).")
 @click.option("--dry-run", is_flag=True,
               help="Print the resolved recipe, the scaled LR and the schedule (with --resume: "
                    "the checkpoint and steps the resume would continue with), then exit; "

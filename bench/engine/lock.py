@@ -132,14 +132,16 @@ def acquire(run_dir: Path, report: Callable[[str], None] | None = None) -> RunLo
     """Lock ``run_dir`` for this process, or refuse with one line naming the holder. A stale
     lock (its holder is gone) is taken over, and ``report`` is told whose it was."""
     path = lock_path(run_dir)
+    if not Path(run_dir).is_dir():
+        raise BenchError(f"cannot lock {run_dir}: not a directory")
     for _ in range(100):  # each retry means another process released or took it meanwhile
         try:
-            fd, created = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
-        except FileExistsError:
             try:
+                fd, created = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+            except FileExistsError:
                 fd, created = os.open(path, os.O_RDWR), False
-            except FileNotFoundError:
-                continue
+        except FileNotFoundError:  # released between the two opens
+            continue
         except OSError as exc:
             raise BenchError(f"cannot lock {run_dir}: {exc.strerror} ({path})") from None
         try:
@@ -159,10 +161,11 @@ def acquire(run_dir: Path, report: Callable[[str], None] | None = None) -> RunLo
         if not _same_file(fd, path):  # the holder removed it just before we locked it
             os.close(fd)
             continue
-        old = None if created else _read_holder(fd)
-        if old is not None and report:
-            report(f"taking over the lock of {run_dir} left by {old.describe()}, which no "
-                   "longer holds it (it ended without releasing it)")
+        if not created and report:
+            old = _read_holder(fd)
+            report(f"taking over the lock of {run_dir} left by "
+                   f"{old.describe() if old else 'a process that did not say who it was'}, "
+                   "which no longer holds it (it ended without releasing it)")
         _write_holder(fd)
         return RunLock(run_dir, fd)
     raise BenchError(f"cannot lock {run_dir}: its lock file keeps changing ({path})")

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.engine.checkpoint import list_checkpoints, newest_valid_checkpoint
-from bench.engine.runplan import RunOptions, Setup, describe
+from bench.engine.lock import refuse_if_locked
+from bench.engine.runplan import RunOptions, Setup, describe, prepare
 from bench.errors import BenchError
 from bench.recipes import Recipe, recipe_from_dict, recipe_hash
 
@@ -65,8 +66,6 @@ def plan_resume(run_dir: Path, options: RunOptions, asked: str | None = None) ->
 def dry_run_resume(run_dir: Path, options: RunOptions, asked: str | None = None) -> list[str]:
     """What ``--resume RUN_DIR --dry-run`` prints, after the resume's own checks (the same
     refusals); reads only."""
-    from bench.engine.lock import refuse_if_locked
-    from bench.engine.runplan import prepare
     refuse_if_locked(run_dir)
     point = plan_resume(run_dir, options, asked)
     return describe_resume(point, prepare(point.recipe, point.options))

@@ -14,6 +14,7 @@ parameters on CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -106,7 +107,8 @@ def resume_run(run_dir: Path, options: RunOptions,
                       report=report if cluster.is_root else None, cluster=cluster)
 
 
-def _lock_job(run_dir: Path, cluster: Cluster, report: Callable[[str], None] | None):
+def _lock_job(run_dir: Path, cluster: Cluster, report: Callable[[str], None] | None
+              ) -> contextlib.AbstractContextManager:
     """Rank 0 locks the run directory; in a multi-worker job every worker learns whether it
     could, so that all refuse together instead of the others waiting for rank 0 forever."""
     if cluster.size == 1:
