@@ -36,9 +36,12 @@ def run() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Runs go to OUT/<recipe>/<time>/.")
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
-              metavar="RUN_DIR", help="Continue an interrupted run from its last checkpoint.")
+              metavar="RUN_DIR", help="Continue an unfinished run from its newest valid "
+                                         "checkpoint (NAME, if given, must be its recipe).")
 @click.option("--dry-run", is_flag=True,
-              help="Print the resolved recipe, the scaled LR and the schedule, then exit.")
+              help="Print the resolved recipe, the scaled LR and the schedule (with --resume: "
+                   "the checkpoint and steps the resume would continue with), then exit; "
+                   "writes nothing.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size, kvstore,
            cpu_devices, loader_workers, out, resume, dry_run, no_progress) -> None:
@@ -63,9 +66,14 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
             raise BenchError("--resume continues a run with its own recipe: drop --set, "
                              "--epochs, --seed and --batch-size")
         from bench.engine.runplan import check_resumable
-        from bench.engine.trainer import resume_run
         check_resumable(resume)
-        _finish(resume_run(resume, options, report=_report))
+        if dry_run:
+            from bench.engine.resume import dry_run_resume
+            for line in dry_run_resume(resume, options, asked=name):
+                click.echo(line)
+            return
+        from bench.engine.trainer import resume_run
+        _finish(resume_run(resume, options, report=_report, asked=name))
         return
     if not name:
         raise BenchError("give a recipe or network name (`bench recipes` lists them) or "

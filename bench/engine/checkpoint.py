@@ -15,6 +15,14 @@ mid-write leaves nothing it would pick; older checkpoints are removed only after
 place, by first renaming them to a hidden name so that a crash mid-delete leaves no half checkpoint
 under a final name either.
 
+Validity: a complete checkpoint can still be unusable (a disk error, a file edited by hand, a
+file replaced together with its checksum). :func:`verify_checkpoint` checks what a resume needs
+without a network (checksums, the shape of ``state.json``, weights MXNet reads and that are
+finite, an optimizer state that unpickles); :func:`newest_valid_checkpoint` gives the newest that
+passes and the newer ones it skipped, with why. A resume that skips one sets it aside
+(:func:`set_aside`: renamed ``skipped-<name>``, kept) so that pruning and "the run's last
+checkpoint" never count it.
+
 MXNet 1.9.1 specifics (verified on the CPU wheel with 1 and 2 contexts, kvstore device/local):
 
 * ``Trainer.save_states``/``load_states`` create the kvstore themselves (``_init_kvstore``), so
@@ -37,13 +45,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import random
 import re
 import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -57,6 +66,7 @@ STATE = "state.json"
 _NAME = re.compile(r"^ckpt-(\d{4,})-(\d{8,})$")
 _TMP = ".tmp-"
 _DEL = ".del-"
+_SKIPPED = "skipped-"
 
 
 # --- checksums -----------------------------------------------------------------------------
@@ -204,33 +214,152 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class BadCheckpoint(BenchError):
+    """A checkpoint that cannot be resumed from; ``why`` is the reason alone (a resume that
+    skips it prints that), the message adds what to do."""
+
+    def __init__(self, path: Path, why: str, advice: str = ""):
+        super().__init__(f"checkpoint {path} {why}" + (f": {advice}" if advice else ""))
+        self.path, self.why = Path(path), why
+
+
 def read_state(path: Path) -> dict[str, Any]:
-    """A checkpoint's ``state.json`` after checking both binary files against their sha256."""
+    """A checkpoint's ``state.json``, checked for shape, after checking both binary files
+    against their sha256."""
     path = Path(path)
 
-    def corrupt(why: str) -> BenchError:
-        return BenchError(f"checkpoint {path} is corrupt ({why}); delete it to resume from the "
-                          "previous one")
+    def corrupt(why: str) -> BadCheckpoint:
+        return BadCheckpoint(path, f"is corrupt ({why})")
 
     try:
         state = json.loads((path / STATE).read_text(encoding="utf-8"))
-        files = state["files"]
-        for key in ("epoch", "iteration", "batch_in_epoch"):
-            int(state[key])
-        if not isinstance(state.get("extra", {}), dict) or not isinstance(state.get("rng", {}),
-                                                                         dict):
-            raise TypeError("extra and rng must be objects")
     except FileNotFoundError:
         raise corrupt(f"{STATE} missing") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise corrupt(f"{STATE} unreadable: {type(exc).__name__}") from None
+    problem = _state_problem(state, path.name)
+    if problem:
+        raise corrupt(f"{STATE} {problem}")
     for fname in (PARAMS, STATES):
         target = path / fname
         if not target.is_file():
             raise corrupt(f"{fname} missing")
-        if sha256_file(target) != files.get(fname):
+        try:
+            digest = sha256_file(target)
+        except OSError as exc:
+            raise corrupt(f"{fname} unreadable: {exc.strerror}") from None
+        if digest != state["files"].get(fname):
             raise corrupt(f"{fname} sha256 mismatch")
     return state
+
+
+def _state_problem(state: Any, name: str) -> str | None:
+    """What is wrong with a parsed ``state.json`` (None: nothing), so that a resume never
+    fails half-way through restoring it."""
+    if not isinstance(state, dict):
+        return f"is a JSON {type(state).__name__}, not an object"
+    for key in ("epoch", "iteration", "batch_in_epoch"):
+        value = state.get(key)
+        if type(value) is not int or value < 0:
+            return f"field {key} is {value!r}, not a count"
+    match = _NAME.match(name)
+    if match and (int(match.group(1)), int(match.group(2))) != (state["epoch"],
+                                                                 state["iteration"]):
+        return (f"says epoch {state['epoch']}, iteration {state['iteration']}, unlike its "
+                "directory's name")
+    if not isinstance(state.get("files"), dict):
+        return "lacks the files' checksums"
+    if not isinstance(state.get("extra", {}), dict):
+        return "field extra is not an object"
+    if "rng" in state:
+        try:
+            version, internal, gauss = state["rng"]["python"]
+            random.Random().setstate((version, tuple(internal), gauss))
+            name_, keys, pos, has_gauss, cached = state["rng"]["numpy"]
+            np.random.RandomState().set_state((name_, np.asarray(keys, dtype=np.uint32), pos,
+                                               has_gauss, cached))
+        except (TypeError, ValueError, KeyError, OverflowError):
+            return "field rng is not a pair of generator states"
+    return None
+
+
+def verify_checkpoint(path: Path, recipe_hash: str | None,
+                      extra_types: Mapping[str, type | tuple[type, ...]] | None = None
+                      ) -> dict[str, Any]:
+    """Everything a resume needs from a checkpoint, checked without loading it into a network:
+    :func:`read_state`, the recipe hash, the types of the ``extra`` fields the caller names,
+    weights MXNet can read (named, finite) and an optimizer state that unpickles. Returns the
+    state; raises :class:`BadCheckpoint` saying why not."""
+    path = Path(path)
+    state = read_state(path)
+    _check_recipe(path, state, recipe_hash)
+    extra = state.get("extra", {})
+    for key, kinds in (extra_types or {}).items():
+        if key in extra and (not isinstance(extra[key], kinds) or isinstance(extra[key], bool)):
+            raise BadCheckpoint(path, f"is corrupt ({STATE} field extra.{key} is a "
+                                      f"{type(extra[key]).__name__})")
+    from bench._mxnet import require_mxnet
+    mx = require_mxnet()
+    try:
+        weights = mx.nd.load(str(path / PARAMS))
+    except Exception as exc:  # MXNetError (a RuntimeError) and whatever a broken file raises
+        raise BadCheckpoint(path, f"is corrupt ({PARAMS} unreadable by MXNet: "
+                                  f"{summary(exc)[:200]})") from None
+    if not isinstance(weights, dict) or not weights:
+        raise BadCheckpoint(path, f"is corrupt ({PARAMS} holds no named parameters)")
+    for key, value in weights.items():
+        bad = int(value.size - np.isfinite(value.asnumpy()).sum())
+        if bad:
+            raise BadCheckpoint(path, f"is not finite ({bad} non-finite values in {key})")
+    try:
+        with open(path / STATES, "rb") as f:
+            pickle.loads(f.read())  # what Trainer.load_states does with it
+    except Exception as exc:
+        raise BadCheckpoint(path, f"is corrupt ({STATES} unreadable: "
+                                  f"{summary(exc)[:200]})") from None
+    return state
+
+
+def newest_valid_checkpoint(run_dir: Path, recipe_hash: str | None,
+                            extra_types: Mapping[str, type | tuple[type, ...]] | None = None
+                            ) -> tuple[Path, dict[str, Any], list[tuple[Path, str]]]:
+    """The newest checkpoint that passes :func:`verify_checkpoint`, its state, and the newer
+    ones skipped with why (newest first). No checkpoint at all, or no valid one: one line."""
+    skipped: list[tuple[Path, str]] = []
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise BenchError(f"cannot resume {run_dir}: it has no checkpoint yet; start it again")
+    for path in reversed(found):
+        try:
+            return path, verify_checkpoint(path, recipe_hash, extra_types), skipped
+        except BadCheckpoint as exc:
+            skipped.append((path, exc.why))
+    reasons = "; ".join(f"{p.name} {why}" for p, why in skipped)
+    raise BenchError(f"cannot resume {run_dir}: none of its {len(found)} checkpoint(s) is "
+                     f"valid ({reasons}); start it again")
+
+
+def set_aside(path: Path) -> Path:
+    """Move a skipped checkpoint out of the run's sight (``skipped-<name>``, kept to look at):
+    a resume that fell back past it must not prune good checkpoints for it, nor name it as the
+    run's last or final checkpoint."""
+    path = Path(path)
+    for n in range(1000):
+        target = path.parent / (f"{_SKIPPED}{path.name}" + (f"-{n}" if n else ""))
+        if not target.exists():
+            os.rename(path, target)
+            fsync_dir(path.parent)
+            return target
+    raise BenchError(f"cannot set {path} aside: {path.parent} is full of skipped checkpoints")
+
+
+def _check_recipe(path: Path, state: dict[str, Any], recipe_hash: str | None) -> None:
+    if recipe_hash is not None and state.get("recipe_hash") != recipe_hash:
+        raise BadCheckpoint(path, f"was written for a different recipe (hash "
+                                  f"{str(state.get('recipe_hash'))[:12]}, now "
+                                  f"{recipe_hash[:12]})",
+                            "the recipe changed since the run started; restore it or start a "
+                            "new run")
 
 
 def load_checkpoint(path: Path, *, net, trainer, recipe_hash: str | None,
@@ -244,16 +373,11 @@ def load_checkpoint(path: Path, *, net, trainer, recipe_hash: str | None,
     ``restore_rng`` puts Python's and NumPy's global generators back as they were at the save."""
     path = Path(path)
     state = read_state(path)
-    if recipe_hash is not None and state.get("recipe_hash") != recipe_hash:
-        raise BenchError(f"checkpoint {path} was written for a different recipe (hash "
-                         f"{str(state.get('recipe_hash'))[:12]}, now {recipe_hash[:12]}): the "
-                         "recipe changed since the run started; restore it or start a new run")
+    _check_recipe(path, state, recipe_hash)
     try:
         net.load_parameters(str(path / PARAMS))
-    except (AssertionError, ValueError, KeyError, RuntimeError) as exc:  # MXNetError: Runtime
-        raise BenchError(f"checkpoint {path} does not fit this network: {summary(exc)}") from None
-    # Checksums only say the files are what was written; content broken before it was written
-    # (or a foreign file with a matching state.json) fails here, in one line.
+    except Exception as exc:  # MXNetError (a RuntimeError), AssertionError, ValueError...
+        raise BadCheckpoint(path, f"does not fit this network: {summary(exc)[:200]}") from None
     try:
         with warnings.catch_warnings():
             # MXNet 1.9.1's KVStore.load_optimizer_states reads with a bare open(...).read(); the
@@ -261,10 +385,9 @@ def load_checkpoint(path: Path, *, net, trainer, recipe_hash: str | None,
             # ResourceWarning.
             warnings.simplefilter("ignore", ResourceWarning)
             trainer.load_states(str(path / STATES))
-    except Exception as exc:  # noqa: BLE001 - pickle, MXNet and shape errors alike
-        raise BenchError(f"checkpoint {path} is corrupt ({STATES} unreadable: "
-                         f"{type(exc).__name__}: {summary(exc)}); delete it to resume from the "
-                         "previous one") from None
+    except Exception as exc:
+        raise BadCheckpoint(path, f"is corrupt ({STATES} unreadable: "
+                                  f"{summary(exc)[:200]})") from None
     if restore_rng and "rng" in state:
         try:
             set_rng_state(state["rng"])

@@ -14,6 +14,7 @@ parameters on CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -29,15 +30,20 @@ import numpy as np
 from bench._mxnet import require_mxnet
 from bench.errors import BenchError
 from bench.engine import build, devices
-from bench.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from bench.engine.checkpoint import (BadCheckpoint, latest_checkpoint, list_checkpoints,
+                                     load_checkpoint, save_checkpoint, set_aside,
+                                     verify_checkpoint)
 from bench.engine.cluster import Cluster, join_cluster
 from bench.engine.jsonlog import JsonLog, NullLog, Progress
+from bench.engine.lock import acquire, no_lock, refuse_if_locked
 from bench.engine.momentum import reset_momentum
 from bench.engine.record import metrics_summary, write_result
+from bench.engine.resume import (EXTRA_TYPES, ResumePoint, check_max_steps, check_unchanged,
+                                 plan_resume, position, skipped_line)
 from bench.engine.runplan import RunOptions, Setup, describe, prepare, requested_kvstore
 from bench.engine.step import recipe_step, step_seed, to_nd, train_step
 from bench.files import atomic_write_text
-from bench.recipes import Recipe, recipe_from_dict, recipe_hash, recipe_to_dict
+from bench.recipes import Recipe, recipe_hash, recipe_to_dict
 from bench.runrecord import new_run_id
 
 __all__ = ["RunOptions", "RunStopped", "Setup", "describe", "prepare", "resume_run",
@@ -57,55 +63,67 @@ def start_run(recipe: Recipe, options: RunOptions,
     """Train ``recipe`` in a new run directory; returns the directory. ``report`` receives the
     plan's lines (devices, batch, rescaled LR, schedule) before the first step.
 
-    In a multi-worker job only rank 0 makes and writes the directory (the others return None)."""
+    In a multi-worker job only rank 0 makes, locks and writes the directory (the others return
+    None)."""
     from bench.provenance import provenance
     cluster = join_cluster(requested_kvstore(recipe, options))
     # Bad data fails before any file is made.
     setup, data = _setup_with_data(recipe, options, cluster)
     if not cluster.is_root:
-        return _train(None, setup, data, options, checkpoint=None, cluster=cluster)
+        return _train(None, setup, data, options, cluster=cluster)
     run_dir = _new_run_dir(options.out, recipe.name)
-    for line in describe(setup) if report else ():
-        report(line)
-    if report:
-        report(f"run directory: {run_dir}")
-    atomic_write_text(run_dir / "recipe.json", json.dumps(recipe_to_dict(setup.recipe), indent=2))
-    run_info = {"run_id": new_run_id(),  # one training run, across resumes and copies
-                "plan": dataclasses.asdict(setup.plan), "changes": setup.changes,
-                "options": _options_dict(options), "dtype": setup.dtype,
-                "kvstore": setup.kvstore, "workers": setup.workers, **provenance()}
-    atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, default=str))
-    return _train(run_dir, setup, data, options, checkpoint=None, report=report,
-                  cluster=cluster)
+    with acquire(run_dir, report):  # nobody else can be in a new directory; a resume may try
+        for line in describe(setup) if report else ():
+            report(line)
+        if report:
+            report(f"run directory: {run_dir}")
+        atomic_write_text(run_dir / "recipe.json",
+                          json.dumps(recipe_to_dict(setup.recipe), indent=2))
+        run_info = {"run_id": new_run_id(),  # one training run, across resumes and copies
+                    "plan": dataclasses.asdict(setup.plan), "changes": setup.changes,
+                    "options": _options_dict(options), "dtype": setup.dtype,
+                    "kvstore": setup.kvstore, "workers": setup.workers, **provenance()}
+        atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, default=str))
+        return _train(run_dir, setup, data, options, report=report, cluster=cluster)
 
 
 def resume_run(run_dir: Path, options: RunOptions,
-               report: Callable[[str], None] | None = None) -> Path | None:
-    """Continue a run from its latest checkpoint with its own recipe and global batch (every
-    worker of a multi-worker job reads the checkpoint; only rank 0 writes)."""
+               report: Callable[[str], None] | None = None,
+               asked: str | None = None) -> Path | None:
+    """Continue a run from its newest valid checkpoint with its own recipe and global batch
+    (every worker of a multi-worker job reads the checkpoint; only rank 0 locks and writes).
+
+    Every refusal (:mod:`.resume`: a run another process trains, a complete run, --max-steps not
+    above the steps done, ``asked`` not the run's recipe, no valid checkpoint) comes before any
+    file is opened for writing."""
     run_dir = Path(run_dir)
-    try:
-        recipe = recipe_from_dict(json.loads((run_dir / "recipe.json").read_text()),
-                                  str(run_dir / "recipe.json"))
-        info = json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"cannot resume {run_dir}: not a run directory ({exc})") from None
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
-        raise BenchError(f"cannot resume {run_dir}: it has no checkpoint yet; start it again")
-    stored = info.get("options", {})
-    options = dataclasses.replace(
-        options, batch_size=info["plan"]["global_batch"], epochs=None, seed=None,
-        data_dir=options.data_dir or stored.get("data_dir"),
-        kvstore=options.kvstore or stored.get("kvstore"))
-    cluster = join_cluster(requested_kvstore(recipe, options))
-    setup, data = _setup_with_data(recipe, options, cluster)
-    if not cluster.is_root:
-        return _train(None, setup, data, options, checkpoint=ckpt, cluster=cluster)
-    if report:
-        report(f"resuming {run_dir} from {ckpt.name}")
-    return _train(run_dir, setup, data, options, checkpoint=ckpt, report=report,
-                  cluster=cluster)
+    refuse_if_locked(run_dir)  # before reading checkpoints that another process may be writing
+    point = plan_resume(run_dir, options, asked)
+    options = point.options
+    cluster = join_cluster(requested_kvstore(point.recipe, options))
+    with _lock_job(run_dir, cluster, report):
+        if cluster.is_root:  # the others read only (and rank 0 may be writing by now)
+            check_unchanged(point)
+        setup, data = _setup_with_data(point.recipe, options, cluster)
+        return _train(run_dir if cluster.is_root else None, setup, data, options, resume=point,
+                      report=report if cluster.is_root else None, cluster=cluster)
+
+
+def _lock_job(run_dir: Path, cluster: Cluster, report: Callable[[str], None] | None
+              ) -> contextlib.AbstractContextManager:
+    """Rank 0 locks the run directory; in a multi-worker job every worker learns whether it
+    could, so that all refuse together instead of the others waiting for rank 0 forever."""
+    if cluster.size == 1:
+        return acquire(run_dir, report)
+    lock, error = no_lock(), None
+    if cluster.is_root:
+        try:
+            lock = acquire(run_dir, report)
+        except BenchError as exc:
+            error = exc
+    if cluster.allreduce([float(error is not None)])[0] > 0:
+        raise error or BenchError(f"rank 0 could not lock {run_dir} (its error says why)")
+    return lock
 
 
 def _options_dict(options: RunOptions) -> dict[str, Any]:
@@ -171,12 +189,17 @@ class _StopFlag:
 
 
 def _train(run_dir: Path | None, setup: Setup, data, options: RunOptions,
-           checkpoint: Path | None, report: Callable[[str], None] | None = None,
+           resume: ResumePoint | None = None, report: Callable[[str], None] | None = None,
            cluster: Cluster | None = None) -> Path | None:
-    """Run the loop; ``run_dir`` None (a worker other than rank 0) writes no file."""
+    """Run the loop; ``run_dir`` None (a worker other than rank 0) writes no file. A resume's
+    checkpoint is loaded before the log is opened, so a resume that cannot load one refuses
+    with nothing written."""
     cluster = cluster or Cluster()
+    training = _Training(run_dir, setup, data, options, NullLog(), report, cluster)
+    checkpoint = training.load(resume) if resume is not None else None
     with JsonLog(run_dir / "log.jsonl") if run_dir is not None else NullLog() as log:
-        return _Training(run_dir, setup, data, options, log, report, cluster).run(checkpoint)
+        training.log = log
+        return training.run(checkpoint)
 
 
 @dataclass
@@ -228,6 +251,8 @@ class _Training:
                       "train_time": 0.0, "images": 0}
         self.window = _Window()
         self.lr = self.plan.lr
+        self.loaded: Path | None = None  # the checkpoint load() restored, and those it skipped
+        self.skipped: list[tuple[Path, str]] = []
 
     def run(self, checkpoint: Path | None) -> Path:
         if checkpoint is not None:
@@ -323,18 +348,65 @@ class _Training:
                 return "signal on another worker"
         return f"signal {signal.Signals(stop.signum).name}" if mine else None
 
-    def restore(self, checkpoint: Path) -> None:
+    def load(self, point: ResumePoint) -> Path:
+        """Load the resume's checkpoint into the network and trainer (writing nothing). One that
+        does not load after all (another network) is skipped for the next older valid one;
+        none: one line. --max-steps is checked again against the one loaded."""
         _warm_up_trainer(self.net, self.trainer, self.setup, self.channels, self.spec)
-        saved = load_checkpoint(checkpoint, net=self.net, trainer=self.trainer,
-                                recipe_hash=self.recipe_hash)
+        self.skipped = list(point.skipped)
+        found = list_checkpoints(point.run_dir)
+        older = found[:found.index(point.checkpoint)] if point.checkpoint in found else []
+        for path in [point.checkpoint, *reversed(older)]:
+            try:
+                if path != point.checkpoint:
+                    verify_checkpoint(path, self.recipe_hash, EXTRA_TYPES)
+                saved = load_checkpoint(path, net=self.net, trainer=self.trainer,
+                                        recipe_hash=self.recipe_hash)
+                self._restore_state(path, saved)
+            except BadCheckpoint as exc:
+                self.skipped.append((path, exc.why))
+                continue
+            check_max_steps(dataclasses.replace(point, checkpoint=path, state=saved),
+                            self.options.max_steps)
+            self.loaded = path
+            return path
+        reasons = "; ".join(f"{p.name} {why}" for p, why in self.skipped)
+        raise BenchError(f"cannot resume {point.run_dir}: no checkpoint loads ({reasons}); "
+                         "start it again")
+
+    def _restore_state(self, path: Path, saved: dict) -> None:
         extra = saved.get("extra", {})
-        self.state.update(epoch=saved["epoch"], iteration=saved["iteration"],
-                          batch_in_epoch=saved["batch_in_epoch"],
-                          history=extra.get("history", []),
-                          train_time=extra.get("train_time", 0.0), images=extra.get("images", 0))
-        if self.gate is not None and "gate" in extra:
-            self.gate.load_state_dict(extra["gate"])
-        self.log.write("resume", checkpoint=str(checkpoint), iteration=self.state["iteration"])
+        try:
+            self.state.update(epoch=saved["epoch"], iteration=saved["iteration"],
+                              batch_in_epoch=saved["batch_in_epoch"],
+                              history=list(extra.get("history", [])),
+                              train_time=float(extra.get("train_time", 0.0)),
+                              images=int(extra.get("images", 0)))
+            if self.gate is not None and "gate" in extra:
+                self.gate.load_state_dict(extra["gate"])
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise BadCheckpoint(path, f"is corrupt (state.json field extra: "
+                                      f"{type(exc).__name__})") from None
+
+    def restore(self, checkpoint: Path) -> None:
+        """Start the resume's record: the checkpoints :meth:`load` skipped are set aside (one
+        line each), then the 'resume' event."""
+        if self.loaded != checkpoint:  # run() without load(): no fallback
+            _warm_up_trainer(self.net, self.trainer, self.setup, self.channels, self.spec)
+            self._restore_state(checkpoint, load_checkpoint(
+                checkpoint, net=self.net, trainer=self.trainer, recipe_hash=self.recipe_hash))
+            self.loaded, self.skipped = checkpoint, []
+        skipped = []
+        for path, why in self.skipped:
+            moved = set_aside(path) if self.run_dir is not None and path.is_dir() else None
+            self.report(skipped_line(path, why, moved))
+            skipped.append({"checkpoint": path.name, "reason": why,
+                            "set_aside_as": moved.name if moved else None})
+        state = self.state
+        self.report(f"resuming {self.run_dir} from {checkpoint.name}: "
+                    f"{position(state, self.setup)}")
+        self.log.write("resume", checkpoint=str(checkpoint), iteration=state["iteration"],
+                       skipped=skipped)
 
     def save(self, epoch: int, batch_in_epoch: int) -> Path | None:
         if batch_in_epoch >= self.setup.iters_per_epoch:
