@@ -5,10 +5,12 @@ from anywhere below becomes one line on stderr and exit status 2, never a traceb
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
+from bench._mxnet import check_dmlc_role
 from bench.errors import BenchError
 
 
@@ -23,8 +25,13 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="resnet-bench")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """resnet-bench: reproduce the ResNet family's published results with MXNet Gluon."""
+    # Before anything can import MXNet (a stray DMLC_ROLE would make this process a
+    # parameter server there); `launch` drops inherited DMLC_* variables instead.
+    if ctx.invoked_subcommand != "launch":
+        check_dmlc_role(os.environ)
 
 
 def _register() -> None:
