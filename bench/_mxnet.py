@@ -2,12 +2,31 @@
 from __future__ import annotations
 
 import os
+import sys
+from typing import Mapping
 
 from bench.errors import BenchError
 
 
+def check_dmlc_role(environ: Mapping[str, str]) -> None:
+    """Refuse a ``DMLC_ROLE`` that would make ``import mxnet`` run a parameter-server node.
+
+    MXNet 1.9.1 treats a process whose ``DMLC_ROLE`` is set to anything but ``worker`` (even
+    empty or misspelt) as a scheduler or server: importing it then serves until a job's
+    workers finish (a hang) or, without the other ``DMLC_*`` variables, dies with a
+    traceback from ps-lite. Only a launcher sets it, and only ``worker`` runs bench."""
+    role = environ.get("DMLC_ROLE")
+    if role is not None and role != "worker":
+        raise BenchError(f"DMLC_ROLE={role!r} is set in the environment, and importing MXNet "
+                         "with any DMLC_ROLE but 'worker' makes this process a parameter-server "
+                         "scheduler or server instead of running bench: unset DMLC_ROLE (`bench "
+                         "launch` sets it for the processes it starts)")
+
+
 def require_mxnet():
     """Return the ``mxnet`` module, or raise :class:`BenchError` saying how to install it."""
+    if "mxnet" not in sys.modules:  # once imported, the variable no longer matters
+        check_dmlc_role(os.environ)
     # MXNet 1.9.1's CPU wheel otherwise ran like one thread on this 2-core machine (resnet50_v1d
     # inference 19-20 img/s vs 33-36 with 2 threads); it reads the variable at import.
     os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))

@@ -7,10 +7,12 @@ caught earlier (a full disk, a path of the wrong kind), each named with what to 
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
+from bench._mxnet import check_dmlc_role
 from bench.errors import BenchError
 
 
@@ -48,8 +50,13 @@ def _fail(message: str, code: int) -> None:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="resnet-bench")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """resnet-bench: reproduce the ResNet family's published results with MXNet Gluon."""
+    # Before anything can import MXNet (a stray DMLC_ROLE would make this process a
+    # parameter server there); `launch` drops inherited DMLC_* variables instead.
+    if ctx.invoked_subcommand != "launch":
+        check_dmlc_role(os.environ)
 
 
 def _register() -> None:

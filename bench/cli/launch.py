@@ -21,11 +21,14 @@ def launch(workers: int, servers: int, port: int | None, args: tuple[str, ...]) 
 
         bench launch -n 2 -- run recipe digits_resnet --kvstore dist_sync
 
-    The scheduler, the servers and the workers talk over 127.0.0.1. The job ends as soon as
-    one worker fails; SIGINT and SIGTERM go to every worker, which checkpoint together (send
-    it twice to kill a job that does not react). The exit status is the first failing
-    worker's (0 when all succeed). For several machines, start the same command under any
-    launcher that sets MXNet's DMLC_* variables.
+    The scheduler, the servers and the workers talk over 127.0.0.1 (a busy --port is refused
+    before anything starts). The job ends as soon as one worker fails, or the scheduler or a
+    server ends while workers run: one line names it (role, index, pid, exit status or
+    signal) and the others are terminated, then killed. SIGINT and SIGTERM go to every
+    worker, which checkpoint together (send it twice to kill a job that does not react). The
+    processes die with the launcher, even when it is killed with SIGKILL. The exit status is
+    the first failing process's (0 when all workers succeed). For several machines, start the
+    same command under any launcher that sets MXNet's DMLC_* variables.
     """
     from bench.engine.launch import launch as run_job
     sys.exit(run_job(list(args), workers, servers, port))

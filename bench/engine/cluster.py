@@ -83,11 +83,39 @@ def is_multi_worker(kvstore: str) -> bool:
 def expected_workers(kvstore: str) -> int:
     """The job's worker count as the launcher announced it, without joining (for ``--dry-run``)."""
     if kvstore in DIST_KVSTORES:
-        return int(os.environ.get("DMLC_NUM_WORKER", "1") or 1)
+        if not os.environ.get("DMLC_NUM_WORKER"):
+            return 1
+        return _positive_env("DMLC_NUM_WORKER")
     if kvstore == "horovod":
         return int(os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("HOROVOD_SIZE")
                    or 1)
     return 1
+
+
+_PS_VARIABLES = ("DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_WORKER", "DMLC_NUM_SERVER")
+
+
+def _positive_env(name: str, most: int | None = None) -> int:
+    value = os.environ.get(name, "")
+    if not (value.isascii() and value.isdigit() and 0 < int(value) <= (most or int(value))):
+        bound = f"from 1 to {most}" if most else "of at least 1"
+        raise BenchError(f"{name}={value!r} is not a whole number {bound}: fix or unset "
+                         "the DMLC_* variables (`bench launch` sets them)")
+    return int(value)
+
+
+def check_ps_environment() -> None:
+    """The variables a parameter-server worker needs before ``mx.kv.create`` (which dies with a
+    ps-lite traceback when one is missing, or reads a bad number as 0)."""
+    missing = [name for name in _PS_VARIABLES if not os.environ.get(name)]
+    if missing:
+        raise BenchError(f"DMLC_ROLE=worker but {', '.join(missing)} "
+                         f"{'is' if len(missing) == 1 else 'are'} not set: start the job with "
+                         "`bench launch --workers N -- run recipe ...` or a launcher that sets "
+                         f"{', '.join(_PS_VARIABLES)}")
+    _positive_env("DMLC_PS_ROOT_PORT", most=65535)
+    _positive_env("DMLC_NUM_WORKER")
+    _positive_env("DMLC_NUM_SERVER")
 
 
 def require_horovod():
@@ -114,6 +142,7 @@ def join_cluster(kvstore: str) -> Cluster:
                              "-- run recipe ...` (one machine) or a launcher that sets "
                              "DMLC_ROLE=worker, DMLC_PS_ROOT_URI, DMLC_PS_ROOT_PORT, "
                              f"DMLC_NUM_WORKER and DMLC_NUM_SERVER (DMLC_ROLE is {role!r})")
+        check_ps_environment()
         mx = require_mxnet()
         kv = mx.kv.create(kvstore)
         return Cluster(kv.rank, kv.num_workers, "dist", kvstore=kv)

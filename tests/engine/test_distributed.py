@@ -112,6 +112,58 @@ def test_sigterm_stops_every_worker_at_one_step_and_the_job_resumes(tmp_path):
         stop["iteration"] + 4
 
 
+def test_a_killed_worker_is_named_and_the_job_ends_within_seconds(tmp_path):
+    # Once worker 1 is gone, worker 0 waits in its next kvstore exchange forever (and cannot
+    # run its SIGTERM handler there): the launcher must name the dead one and kill the rest.
+    import re
+    import threading
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "launch", "-n", "2", "--", *COMMON,
+                             "--kvstore", "dist_sync", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=_env(threads=False))
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(iter(proc.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
+    pids: dict[str, int] = {}
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None:
+            if not pids and err:
+                pids = {name: int(pid) for name, pid in
+                        re.findall(r"(scheduler|server \d+|worker \d+) \(pid (\d+)\)", err[0])}
+            logs = list(out.glob("digits_resnet/*/log.jsonl"))
+            if pids and logs and '"window"' in logs[0].read_text():
+                break
+            time.sleep(0.2)
+        assert set(pids) == {"scheduler", "server 0", "worker 0", "worker 1"}, err
+        assert proc.poll() is None, err
+        os.kill(pids["worker 1"], signal.SIGKILL)
+        killed = time.time()
+        proc.wait(timeout=60)
+        ended = time.time() - killed
+        reader.join(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in pids.values():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.stderr.close()
+    assert proc.returncode == 128 + signal.SIGKILL
+    assert ended < 10, ended  # 1 s for the others to end by themselves, 2 s after SIGTERM
+    named = [line.strip() for line in err if line.startswith("bench launch: worker")]
+    assert named == [f"bench launch: worker 1 (pid {pids['worker 1']}) was killed by SIGKILL; "
+                     "ending the job"]
+    assert "Traceback" not in "".join(err)
+    for pid in pids.values():  # reaped by the launcher: no such process any more
+        assert not Path(f"/proc/{pid}").exists()
+
+
 def test_dist_kvstore_without_a_launch_is_one_line(tmp_path):
     result = _bench(*COMMON, "--kvstore", "dist_sync", "--max-steps", "1",
                     "--out", str(tmp_path), threads=False)
