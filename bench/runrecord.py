@@ -44,6 +44,9 @@ from bench.files import atomic_write_text, sha256_file
 
 SCHEMA = 2
 KINDS = ("training", "weights")  # a run of a recipe | a re-evaluation of published weights
+# A complete run's final top-1 error: far below chance level | at chance level (a failure),
+# while its reference is far lower; None: not judged.
+OUTCOMES = (None, "learned", "chance")
 RUN_FILES = ("recipe.json", "run.json", "log.jsonl", "metrics.json")
 APPEND_ONLY = ("log.jsonl",)
 HISTORY_KEYS = ("epoch", "iteration", "top1_err", "top5_err", "num_samples", "train_time_s",
@@ -102,6 +105,7 @@ class RunRecord:
     params_sha256: str | None = None
     input_size: int | None = None
     resize: int | None = None
+    outcome: str | None = None  # OUTCOMES; bench.engine.record.outcome says which
     run_dir: str | None = None  # where the run wrote it: not content (no digest, not recorded)
     schema: int = SCHEMA
 
@@ -198,6 +202,9 @@ class RunRecord:
             raise BenchError(f"{where}: field 'kind' is {self.kind!r}, not one of "
                              f"{', '.join(KINDS)}")
         _check_identity(self, where)
+        if self.outcome not in OUTCOMES or (self.outcome and not self.complete):
+            raise BenchError(f"{where}: field 'outcome' is {self.outcome!r}: not one of "
+                             f"{OUTCOMES} or set on an incomplete run; {_RERECORD}")
         try:
             for name, expected, how, compare in self._derived():
                 recorded = getattr(self, name)

@@ -126,7 +126,7 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_nothing_bad(tmp_path):
     runs = tmp_path / "runs"
     result = _invoke("run", "recipe", "digits_resnet", "--set", "optim.lr=1e12", "--no-progress",
                      "--loader-workers", "0", "--out", str(runs))
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # bench.engine.health.EXIT_DIVERGED
     error = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
     assert len(error) == 1 and "training loss became nan" in error[0]
     assert "last good checkpoint: none" in error[0]

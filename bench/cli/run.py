@@ -123,6 +123,12 @@ def _finish(run_dir: Path | None) -> None:
         return
     metrics = json.loads((run_dir / "metrics.json").read_text())
     top1, top5 = metrics.get("top1_err"), metrics.get("top5_err")
+    if metrics.get("outcome") == "chance":
+        from bench.engine.health import ChanceLevel
+        raise ChanceLevel(f"{metrics['recipe']} ended at chance level: top-1 error {top1:.2f} % "
+                          f"after {metrics['iterations']} iterations (its reference is far "
+                          f"lower): the network learned nothing; lower the LR (--set "
+                          f"optim.lr=...) or check the data; run directory: {run_dir}")
     status = "finished" if metrics["complete"] else "stopped at --max-steps"
     err = "" if top1 is None else f": top-1 error {top1:.2f} %, top-5 error {top5:.2f} %"
     click.echo(f"{status} {metrics['recipe']} ({metrics['iterations']} iterations, "

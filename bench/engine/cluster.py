@@ -15,7 +15,8 @@ What the loop relies on, and why each matters:
   training set is sharded per global batch and a stop (a signal on any worker) is agreed on at
   every step through :meth:`Cluster.allreduce`;
 * the logging window's loss and training error are summed over the workers, so the He 2015
-  error-gated warm-up switches on every worker at the same step and a non-finite loss stops all;
+  error-gated warm-up switches on every worker at the same step and a diverged window (see
+  :mod:`.health`: non-finite loss or parameters, the loss bound) stops all;
 * only rank 0 evaluates and writes (run directory, log, checkpoints): BN running statistics
   differ between workers, and one writer keeps the files consistent.
 

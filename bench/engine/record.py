@@ -108,8 +108,33 @@ def _started(run_dir: Path) -> float:
     return (run_dir / "recipe.json").stat().st_mtime
 
 
-def metrics_summary(recipe: Recipe, setup, state: dict, stop_reason: str | None) -> dict[str, Any]:
-    """The final numbers: last evaluation, progress, speed and the per-epoch history."""
+def chance_error(classes: int) -> float:
+    """The top-1 error (%) at and above which a run counts as at chance level: that of a
+    uniform guess, 100 (1 - 1/classes), less a margin of min(50 / classes, 5) points of
+    accuracy (a network that always answers one class of a balanced evaluation set gets
+    100 (1 - 1/classes) exactly; on the digits test set, 35 to 37 images a class of 360,
+    89.7 % or more). 10 classes: 85 %, 100: 98.5 %, 1000: 99.85 %."""
+    return 100.0 * (1.0 - 1.0 / classes) - min(50.0 / classes, 5.0)
+
+
+def outcome(recipe: Recipe, top1_err: float | None, classes: int, complete: bool) -> str | None:
+    """``"chance"`` for a complete run whose final top-1 error is at chance level
+    (:func:`chance_error`) while its reference is far lower (at most half of that), else
+    ``"learned"``; None when there is nothing to judge (an incomplete run, no evaluation, no
+    reference top-1 error, or synthetic data, whose labels are random: chance is all it can
+    reach)."""
+    reference = recipe.reference.top1_err
+    if (not complete or top1_err is None or reference is None or classes < 2
+            or recipe.data.dataset == "synthetic"):
+        return None
+    threshold = chance_error(classes)
+    return "chance" if top1_err >= threshold and reference <= threshold / 2 else "learned"
+
+
+def metrics_summary(recipe: Recipe, setup, state: dict, stop_reason: str | None,
+                    classes: int) -> dict[str, Any]:
+    """The final numbers: last evaluation, progress, speed, the outcome (:func:`outcome`) and
+    the per-epoch history."""
     last = state["history"][-1] if state["history"] else {}
     return {"recipe": recipe.name, "network": recipe.network, "dataset": recipe.data.dataset,
             "protocol": protocol_label(recipe.data), "top1_err": last.get("top1_err"),
@@ -121,4 +146,5 @@ def metrics_summary(recipe: Recipe, setup, state: dict, stop_reason: str | None)
             "seed": recipe.train.seed, "global_batch": setup.plan.global_batch,
             "workers": setup.workers,
             "lr": setup.plan.lr, "dtype": setup.dtype, "complete": stop_reason is None,
+            "outcome": outcome(recipe, last.get("top1_err"), classes, stop_reason is None),
             "history": state["history"]}

@@ -29,8 +29,8 @@ import numpy as np
 
 from bench._mxnet import require_mxnet
 from bench.errors import BenchError
-from bench.engine import build, devices
-from bench.engine.checkpoint import (BadCheckpoint, latest_checkpoint, list_checkpoints,
+from bench.engine import build, devices, health
+from bench.engine.checkpoint import (BadCheckpoint, list_checkpoints,
                                      load_checkpoint, save_checkpoint, set_aside,
                                      verify_checkpoint)
 from bench.engine.cluster import Cluster, join_cluster
@@ -210,14 +210,19 @@ class _Window:
     wrong: Any = 0.0
     count: int = 0
     tic: float = field(default_factory=time.time)
+    first_loss: Any = 0.0  # the loss sum of the run's first step, while it is not known yet
+    first_count: int = 0
 
-    def add(self, loss_sum, wrong, n: int) -> None:
+    def add(self, loss_sum, wrong, n: int, first: bool = False) -> None:
         self.loss = self.loss + loss_sum
         self.wrong = self.wrong + wrong
         self.count += n
+        if first and not self.first_count:
+            self.first_loss, self.first_count = loss_sum, n
 
     def reset(self) -> None:
         self.loss, self.wrong, self.count, self.tic = 0.0, 0.0, 0, time.time()
+        self.first_loss, self.first_count = 0.0, 0
 
 
 class _Training:
@@ -253,6 +258,9 @@ class _Training:
         self.lr = self.plan.lr
         self.loaded: Path | None = None  # the checkpoint load() restored, and those it skipped
         self.skipped: list[tuple[Path, str]] = []
+        # health.loss_scale of the run (kept in checkpoints: a resume stops where a straight
+        # run would); None until the first window closes.
+        self.loss_scale: float | None = None
 
     def run(self, checkpoint: Path | None) -> Path:
         if checkpoint is not None:
@@ -268,7 +276,7 @@ class _Training:
             self.log.write("stop", reason=stop_reason, iteration=self.state["iteration"])
             if stop_reason == "max_steps":  # a smoke run still exercises evaluation
                 self.evaluate(epoch, 0.0, partial=True)
-        metrics = metrics_summary(self.recipe, self.setup, self.state, stop_reason)
+        metrics = metrics_summary(self.recipe, self.setup, self.state, stop_reason, self.classes)
         if self.run_dir is not None:
             atomic_write_text(self.run_dir / "metrics.json", json.dumps(metrics, indent=2))
             write_result(self.run_dir, self.recipe, metrics, self.recipe_hash)
@@ -311,7 +319,7 @@ class _Training:
                                               self.classes, self.dense, mixup_on, self.seed, it)
                 state["iteration"] = it + 1
                 next_batch += 1
-                self.window.add(loss_sum, wrong, len(y))
+                self.window.add(loss_sum, wrong, len(y), first=self.loss_scale is None)
                 bar.update(1, lr=f"{self.lr:.4g}")
                 if state["iteration"] % recipe.train.log_interval == 0:
                     self.close_window()
@@ -384,6 +392,7 @@ class _Training:
                               images=int(extra.get("images", 0)))
             if self.gate is not None and "gate" in extra:
                 self.gate.load_state_dict(extra["gate"])
+            self.loss_scale = extra.get("loss_scale")
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise BadCheckpoint(path, f"is corrupt (state.json field extra: "
                                       f"{type(exc).__name__})") from None
@@ -413,12 +422,16 @@ class _Training:
             epoch, batch_in_epoch = epoch + 1, 0
         state = self.state
         state["epoch"] = epoch
+        # Never a checkpoint of non-finite weights (every worker checks: they stop together).
+        self.stop_if_unhealthy(self.count_unhealthy())
         if self.run_dir is None:  # not rank 0: the workers' weights are rank 0's
             return None
         extra = {"history": state["history"], "train_time": state["train_time"],
                  "images": state["images"], "seed": self.seed}
         if self.gate is not None:
             extra["gate"] = self.gate.state_dict()
+        if self.loss_scale is not None:
+            extra["loss_scale"] = self.loss_scale
         path = save_checkpoint(self.run_dir, net=self.net, trainer=self.trainer, epoch=epoch,
                                iteration=state["iteration"], batch_in_epoch=batch_in_epoch,
                                recipe_hash=self.recipe_hash, extra=extra,
@@ -450,23 +463,57 @@ class _Training:
                     f"{entry['top1_err']:.2f} %, top-5 error {entry['top5_err']:.2f} % "
                     f"({entry['num_samples']} images)")
 
+    def count_unhealthy(self) -> int:
+        """:func:`health.count_unhealthy` of this worker's parameters (every device)."""
+        return health.count_unhealthy(self.net.collect_params())
+
+    def stop_if_unhealthy(self, unhealthy: float, summed: bool = False) -> None:
+        """Raise :class:`health.Diverged` when any worker's parameters hold a non-finite value
+        (``summed``: ``unhealthy`` is already the job's sum)."""
+        if self.cluster.size > 1 and not summed:
+            unhealthy = self.cluster.allreduce([unhealthy])[0]
+        if unhealthy:
+            raise self.diverged(health.describe_nonfinite(
+                health.nonfinite_params(self.net.collect_params())), "non-finite parameters")
+
+    def diverged(self, what: str, reason: str, **fields) -> health.Diverged:
+        """Log the stop and make the one-line error; the last good checkpoint is read back."""
+        iteration = self.state["iteration"]
+        last = health.last_good_checkpoint(self.run_dir)
+        self.log.write("stop", reason=reason, iteration=iteration, lr=self.lr, detail=what,
+                       last_good_checkpoint=str(last) if last else None, **fields)
+        named = last or ("none" if self.run_dir is not None else "the one rank 0 names")
+        return health.Diverged(
+            f"training diverged by iteration {iteration} (lr {self.lr:g}): {what}; nothing was "
+            f"saved after it; last good checkpoint: {named}; lower the LR (--set optim.lr=...) "
+            "and start again")
+
     def close_window(self) -> None:
-        """Log the window's loss, LR, speed and training error; stop on a non-finite loss."""
+        """Log the window's loss, LR, speed and training error; stop when training diverged
+        (see :mod:`.health`): one synchronisation for the loss, one for the parameters."""
         window, iteration = self.window, self.state["iteration"]
-        loss = float(window.loss.asscalar() if hasattr(window.loss, "asscalar") else window.loss)
-        wrong = float(window.wrong.asscalar() if hasattr(window.wrong, "asscalar")
-                      else window.wrong)
-        count = window.count
+        scalar = lambda v: float(v.asscalar() if hasattr(v, "asscalar") else v)
+        loss, wrong, count = scalar(window.loss), scalar(window.wrong), window.count
+        first, first_count = scalar(window.first_loss), window.first_count
+        unhealthy = self.count_unhealthy()
         if self.cluster.size > 1:  # the job's window: same switch and same stop on every worker
-            loss, wrong, count = self.cluster.allreduce([loss, wrong, count])
+            loss, wrong, count, first, first_count, unhealthy = self.cluster.allreduce(
+                [loss, wrong, count, first, first_count, unhealthy])
         n = max(count, 1)
+        if self.loss_scale is None and first_count:
+            self.loss_scale = health.loss_scale(first / first_count, self.classes)
+            factor = self.recipe.train.divergence_factor
+            self.log.write("loss_bound", iteration=iteration, first_step_loss=first / first_count,
+                           scale=self.loss_scale, bound=factor * self.loss_scale if factor else None)
         if not math.isfinite(loss):
-            last = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
-            self.log.write("stop", reason="non-finite loss", iteration=iteration, loss=loss)
-            raise BenchError(f"training loss became {loss} by iteration {iteration} "
-                             f"(lr {self.lr:g}); nothing was saved after it; last good "
-                             f"checkpoint: {last or 'none'}; lower the LR (--set optim.lr=...) "
-                             "and start again")
+            raise self.diverged(f"training loss became {loss}", "non-finite loss", loss=loss)
+        self.stop_if_unhealthy(unhealthy, summed=True)
+        factor = self.recipe.train.divergence_factor
+        if health.loss_bound_exceeded(loss / n, self.loss_scale, factor):
+            raise self.diverged(
+                f"the window's mean loss {loss / n:.4g} exceeds {factor:g} x {self.loss_scale:.4g} "
+                "(the first step's loss; train.divergence_factor, 0 turns this bound off)",
+                "loss bound", loss=loss / n, bound=factor * self.loss_scale)
         train_error = wrong / n
         seconds = max(time.time() - window.tic, 1e-9)
         self.log.write("window", iteration=iteration, loss=loss / n, lr=self.lr,

@@ -11,6 +11,7 @@ hardware actually used.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,11 +162,17 @@ class TrainSection:
     checkpoint_every: int = 1  # epochs
     eval_every: int = 1  # epochs
     keep_checkpoints: int = 2
+    # Stop as diverged when a logging window's mean loss exceeds this many times the first
+    # step's (at least ln(classes)); 0: no bound (non-finite values always stop a run).
+    divergence_factor: float = 100.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"train.label_smoothing = {self.label_smoothing!r} must be in "
                              "[0, 1) (1 would leave no weight on the true class)")
+        if not (self.divergence_factor == 0 or 1 < self.divergence_factor < math.inf):
+            raise ValueError(f"train.divergence_factor = {self.divergence_factor!r} must be 0 "
+                             "(no loss bound) or a finite factor above 1")
         _in_range("train.mixup_alpha", self.mixup_alpha, 0.0, 100.0)
         _at_least("train.mixup_off_epochs", self.mixup_off_epochs, 0)
         if not 0 <= self.seed < SEED_LIMIT:

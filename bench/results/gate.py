@@ -15,14 +15,15 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.results.published import Published
-from bench.results.rows import MODIFIED, OUTSIDE, UNCHECKED, WITHIN, Row, judge, matches
+from bench.results.rows import (CHANCE, FAILED, MODIFIED, UNCHECKED, WITHIN, Row,
+                                judge, matches)
 from bench.runrecord import RunRecord
 
 
 @dataclass(frozen=True)
 class Verdict:
     name: str  # network / recipe / protocol, or the run directory
-    status: str  # within | outside | reference unchecked | modified recipe (skipped)
+    status: str  # within | outside | at chance level | reference unchecked | modified recipe
     published_top1: float | None
     measured_top1: float | None
     diff_top1: float | None
@@ -34,7 +35,7 @@ class Verdict:
 
     @property
     def failed(self) -> bool:
-        return self.status == OUTSIDE
+        return self.status in FAILED
 
     @property
     def judged(self) -> bool:
@@ -85,7 +86,7 @@ def check_run(record: RunRecord, name: str) -> Verdict:
                           top5_err=ref["top5_err"], direction=ref["direction"])
     top1 = (record.top1_err, 0.0) if record.top1_err is not None else None
     top5 = (record.top5_err, 0.0) if record.top5_err is not None else None
-    status = judge(published, top1, top5, 1)
+    status = judge(published, top1, top5, 1, chance=record.outcome == "chance")
     diff = None if top1 is None or published.top1_err is None else top1[0] - published.top1_err
     return Verdict(name, status, published.top1_err, record.top1_err, diff,
                    published.top5_err, record.top5_err, published.tolerance, 1,
@@ -103,18 +104,23 @@ def render_text(verdicts: list[Verdict]) -> str:
             lines.append(f"skipped {v.name}: a modified recipe, not judged against a published "
                          f"number (measured top-1 {_f(v.measured_top1)} %, n={v.n})")
             continue
-        mark = {WITHIN: "ok", OUTSIDE: "FAILED", UNCHECKED: "warning"}.get(v.status, v.status)
+        mark = ("FAILED" if v.failed else
+                {WITHIN: "ok", UNCHECKED: "warning"}.get(v.status, v.status))
         lines.append(f"{mark} {v.name}: measured top-1 {_f(v.measured_top1)} % vs published "
                      f"{_f(v.published_top1)} % (diff {_f(v.diff_top1)}, tolerance "
-                     f"{v.tolerance:g}, n={v.n})" + (
-                         " - published number not checked against its source"
-                         if v.status == UNCHECKED else ""))
+                     f"{v.tolerance:g}, n={v.n})" + _NOTES.get(v.status, ""))
     failed = sum(v.failed for v in verdicts)
     skipped = sum(not v.judged for v in verdicts)
+    chance = sum(v.status == CHANCE for v in verdicts)
     lines.append(f"{len(verdicts) - skipped} checked: {sum(v.status == WITHIN for v in verdicts)}"
-                 f" within, {failed} outside, {sum(v.status == UNCHECKED for v in verdicts)} "
-                 "unchecked" + (f"; {skipped} modified skipped" if skipped else ""))
+                 f" within, {failed} outside" + (f" ({chance} at chance level)" if chance else "")
+                 + f", {sum(v.status == UNCHECKED for v in verdicts)} unchecked"
+                 + (f"; {skipped} modified skipped" if skipped else ""))
     return "\n".join(lines)
+
+
+_NOTES = {UNCHECKED: " - published number not checked against its source",
+          CHANCE: " - a run ended at chance level: the network learned nothing"}
 
 
 def render_json(verdicts: list[Verdict]) -> str:
@@ -135,7 +141,8 @@ def render_junit(verdicts: list[Verdict]) -> str:
         text = (f"measured top-1 {_f(v.measured_top1)} vs published {_f(v.published_top1)} "
                 f"(diff {_f(v.diff_top1)}, tolerance {v.tolerance:g}); source: {v.source}")
         if v.failed:
-            ET.SubElement(case, "failure", message="outside tolerance").text = text
+            ET.SubElement(case, "failure", message=(
+                "at chance level" if v.status == CHANCE else "outside tolerance")).text = text
         elif v.status == UNCHECKED:
             ET.SubElement(case, "skipped", message="published number unchecked").text = text
         else:

@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from bench.results.published import DATASETS, Published
 from bench.runrecord import RunRecord
 
-WITHIN, OUTSIDE, NOT_RUN, UNCHECKED, NO_REFERENCE, PEER, MODIFIED = (
-    "within", "outside", "not run yet", "reference unchecked", "no published number",
-    "reference (no recipe here)", "modified recipe")
-STATUSES = (WITHIN, OUTSIDE, UNCHECKED, NOT_RUN, PEER, NO_REFERENCE, MODIFIED)
+WITHIN, OUTSIDE, CHANCE, NOT_RUN, UNCHECKED, NO_REFERENCE, PEER, MODIFIED = (
+    "within", "outside", "at chance level", "not run yet", "reference unchecked",
+    "no published number", "reference (no recipe here)", "modified recipe")
+STATUSES = (WITHIN, OUTSIDE, CHANCE, UNCHECKED, NOT_RUN, PEER, NO_REFERENCE, MODIFIED)
+FAILED = (OUTSIDE, CHANCE)  # what the gate fails
 STATUS_RULE = (
     "Status: *within* when the mean of our complete runs differs from the published error by at "
     "most the tolerance (top-1, and top-5 where published; for a target marked `max`, only "
-    "being worse than published + tolerance counts); *outside* otherwise; *reference unchecked* "
+    "being worse than published + tolerance counts); *outside* otherwise; *at chance level* when "
+    "a complete run ended at chance-level error while the published one is far lower (a failed "
+    "run, whatever the mean and whether the reference is checked); *reference unchecked* "
     "when the published number has not been checked against its source (ours is shown, the "
     "gate only warns); *not run yet* when no run is recorded; *reference (no recipe here)* for "
     "a published row (a peer's: torchvision, timm, mmpretrain, a paper's variant...) that no "
@@ -87,12 +90,16 @@ def _mean_std(values: list[float]) -> tuple[float, float] | None:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def judge(published: Published | None, top1, top5, n: int, runnable: bool = True) -> str:
-    """The status of one row (see :data:`STATUS_RULE`)."""
+def judge(published: Published | None, top1, top5, n: int, runnable: bool = True,
+          chance: bool = False) -> str:
+    """The status of one row (see :data:`STATUS_RULE`); ``chance``: one of its ``n`` complete
+    runs ended at chance level (``RunRecord.outcome``)."""
     if published is None:
         return NO_REFERENCE
     if n == 0:
         return NOT_RUN if runnable else PEER
+    if chance:
+        return CHANCE
     if not published.verified:
         return UNCHECKED
     return WITHIN if within(published, top1, top5) else OUTSIDE
@@ -140,8 +147,9 @@ def build_rows(published: list[Published], records: list[RunRecord],
         rows.append(Row(*key, entry, top1, top5, len(done), len(runs) - len(done),
                         statistics.fmean(times) if times else None,
                         statistics.fmean(reached) if reached else None, "; ".join(hardware),
-                        MODIFIED if modified else judge(entry, top1, top5, len(done), runnable),
-                        runnable, modified))
+                        MODIFIED if modified else
+                        judge(entry, top1, top5, len(done), runnable,
+                              any(r.outcome == "chance" for r in done)), runnable, modified))
     return rows
 
 

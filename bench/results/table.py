@@ -18,8 +18,8 @@ from typing import Any, Callable
 from tabulate import tabulate
 
 from bench.results.published import DATASETS, Published
-from bench.results.rows import (MODIFIED, NO_REFERENCE, NOT_RUN, OUTSIDE, PEER, STATUS_RULE,
-                                UNCHECKED, WITHIN, Row, build_rows, hardware_label,
+from bench.results.rows import (CHANCE, MODIFIED, NO_REFERENCE, NOT_RUN, OUTSIDE, PEER,
+                                STATUS_RULE, UNCHECKED, WITHIN, Row, build_rows, hardware_label,
                                 recipe_label)
 from bench.runrecord import RunRecord
 
@@ -197,7 +197,7 @@ def section_summary(rows: list[Row]) -> str:
     """The count line at the top of a section: rows, how many a shipped recipe trains, and
     how many have each status."""
     counts = {s: sum(r.status == s for r in rows)
-              for s in (WITHIN, OUTSIDE, UNCHECKED, NOT_RUN, NO_REFERENCE, PEER, MODIFIED)}
+              for s in (WITHIN, OUTSIDE, CHANCE, UNCHECKED, NOT_RUN, NO_REFERENCE, PEER, MODIFIED)}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     runnable = sum(r.runnable for r in rows)
     return (f"{len(rows)} rows, {runnable} runnable here (a shipped recipe trains them): "

@@ -214,6 +214,18 @@ def test_a_second_signal_kills_workers_that_do_not_stop(tmp_path, monkeypatch):
 def test_a_diverging_job_stops_every_worker_with_one_line_each(tmp_path):
     result = _bench("launch", "-n", "2", "--", *COMMON, "--kvstore", "dist_sync",
                     "--set", "optim.lr=1e12", "--out", str(tmp_path), timeout=180, threads=False)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 3 and "Traceback" not in result.stderr  # EXIT_DIVERGED
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 2 and all("training loss became nan" in e for e in errors)
+
+
+def test_a_job_whose_parameters_go_non_finite_stops_every_worker_at_the_same_step(tmp_path):
+    # No loss bound: the BatchNorm statistics, which differ per worker, overflow first; the
+    # job's count of non-finite groups is summed, so both workers stop at one iteration.
+    result = _bench("launch", "-n", "2", "--", *COMMON, "--kvstore", "dist_sync",
+                    "--set", "optim.lr=100", "--set", "train.divergence_factor=0",
+                    "--max-steps", "80", "--out", str(tmp_path), timeout=180, threads=False)
+    assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and all("non-finite" in e for e in errors), errors
+    assert len({e.split("(lr")[0].split("by iteration")[1] for e in errors}) == 1, errors

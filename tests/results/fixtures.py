@@ -181,4 +181,4 @@ def write_run(folder: Path, rec: RunRecord, trained=None) -> Path:
 METRICS = ("recipe", "network", "dataset", "protocol", "top1_err", "top5_err",
            "num_eval_samples", "epochs_done", "epochs", "iterations", "total_iterations",
            "train_time_s", "train_images_per_s", "seed", "global_batch", "workers", "lr",
-           "dtype", "complete", "history")
+           "dtype", "complete", "outcome", "history")

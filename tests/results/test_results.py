@@ -104,6 +104,32 @@ def test_check_of_a_single_run_directory(tmp_path):
     assert result.exit_code == 1 and '"failed": true' in result.stdout
 
 
+def test_a_run_at_chance_level_fails_its_row_and_the_gate(tmp_path):
+    """A complete run that ended at chance level (outcome "chance", written by the engine)
+    makes its row fail whatever the mean, and the gate fails it even against an unchecked
+    reference, which otherwise only warns."""
+    import dataclasses
+    from bench.results.gate import check_rows
+    from bench.results.rows import CHANCE
+    root = tmp_path / "results"
+    write_published(root)
+    chance = dataclasses.replace(record("gluoncv_cifar_resnet20_v1", "cifar_resnet20_v1", 90.0,
+                                        seed=1), outcome="chance")
+    for i, rec in enumerate([record("gluoncv_cifar_resnet20_v1", "cifar_resnet20_v1", 7.5),
+                             chance]):
+        record_run(write_run(tmp_path / f"run{i}", rec), root)
+    row = _rows(root)["gluoncv_cifar_resnet20_v1"]
+    assert not row.published.verified and row.n == 2 and row.status == CHANCE
+    (verdict,) = check_rows([row], "gluoncv_cifar_resnet20_v1")
+    assert verdict.failed
+    result = invoke("check", "gluoncv_cifar_resnet20_v1", "--results-dir", str(root))
+    assert result.exit_code == 1 and "FAILED cifar_resnet20_v1" in result.stdout
+    assert "at chance level" in result.stdout
+    assert "at chance level" in generate(root)[root / "README.md"]
+    single = invoke("check", str(tmp_path / "run1"), "--format", "junit")
+    assert single.exit_code == 1 and 'message="at chance level"' in single.stdout
+
+
 def _png_size(path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
