@@ -66,9 +66,10 @@ def check_rows(rows: list[Row], pattern: str = "*") -> list[Verdict]:
 
 def check_run(record: RunRecord, name: str) -> Verdict:
     """One fresh run against its recipe's reference (carried in its result.json); a run of a
-    modified recipe is refused, naming what changed."""
+    modified recipe is refused, naming what changed, unless it ended at chance level (failed)."""
     ref = record.reference
-    if record.changed():
+    # A run that learned nothing fails whatever was changed: chance level needs no reference.
+    if record.changed() and record.outcome != "chance":
         measured = "–" if record.top1_err is None else f"{record.top1_err:.2f} %"
         raise BenchError(f"{name}: not judged: a modified {record.recipe} "
                          f"({', '.join(record.changed())}), not the recipe as shipped, so its "

@@ -57,7 +57,10 @@ def runs(tmp_path_factory):
     assert stopped.exit_code == 0, stopped.stderr
     complete = invoke("run", "recipe", "digits_resnet", "--epochs", "1", *QUICK,
                       "--out", str(out / "complete"))
-    assert complete.exit_code == 0, complete.stderr
+    # One epoch of digits learns nothing yet (90 % error): the run is complete but exits with
+    # the chance-level status; here only its completeness matters.
+    from bench.engine.health import EXIT_CHANCE
+    assert complete.exit_code == EXIT_CHANCE, complete.stderr
     return {name: next((out / name / "digits_resnet").iterdir())
             for name in ("stopped", "complete")}
 
