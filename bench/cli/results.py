@@ -26,7 +26,8 @@ def _results(results_dir: Path | None, write: bool = False) -> Path:
     return results
 
 
-@click.command("record")
+@click.command("record",
+               short_help="Add finished runs to results/runs/ after checking their files.")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path),
                 metavar="RUN_DIR...")
 @_RESULTS
@@ -45,7 +46,7 @@ def record(run_dirs: tuple[Path, ...], results_dir: Path | None) -> None:
         record_run(run_dir, results, report=click.echo)
 
 
-@click.command("table")
+@click.command("table", short_help="Regenerate the results table (results/README.md and .csv).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["markdown", "csv", "json"]),
               default=None, help="Print the table (or the --row rows) in this format, in full, "
                                  "instead of writing the files.")
@@ -104,7 +105,8 @@ def _echo_rows(rows: list, fmt: str | None, wide: bool) -> None:
     click.echo(render(rows) if render else t.render_terminal(rows, wide=wide), nl=not render)
 
 
-@click.command("check")
+@click.command("check", short_help="The regression gate: fail when a result drifts from its "
+                                  "published number.")
 @click.argument("targets", nargs=-1, metavar="[PATTERN | RUN_DIR]...")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "junit"]),
               default="text", show_default=True)
@@ -123,7 +125,7 @@ def check(targets: tuple[str, ...], fmt: str, results_dir: Path | None) -> None:
         sys.exit(1)
 
 
-@click.group("plot")
+@click.group("plot", short_help="Figures as PNG: error curves, the accuracy/compute trade-off.")
 def plot() -> None:
     """Figures as PNG files."""
 
@@ -133,7 +135,7 @@ def _size(default: str):
                         help="Image size in pixels.")
 
 
-@plot.command("curves")
+@plot.command("curves", short_help="Validation (and training) error per epoch of runs or records.")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path),
                 metavar="RUN_DIR | RECORD.json...")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("curves.png"),
@@ -146,7 +148,7 @@ def curves(runs: tuple[Path, ...], out: Path, size: str) -> None:
     click.echo(f"wrote {plot_curves(list(runs), out, parse_size(size))}")
 
 
-@plot.command("tradeoff")
+@plot.command("tradeoff", short_help="Top-1 error against compute, published and ours.")
 @click.option("--dataset", type=click.Choice(["imagenet", "cifar10", "cifar100", "digits"]),
               default="imagenet", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("tradeoff.png"),
