@@ -34,7 +34,7 @@ def recipe_rows(pattern: str = "*") -> list[dict[str, Any]]:
         asked = None
     rows = []
     for network, recipes in groups.items():
-        default = default_recipe(network)[0].name
+        default = default_recipe(network, groups=groups)[0].name
         for r in recipes:
             if not (network == asked or fnmatch.fnmatchcase(r.name, pattern)
                     or fnmatch.fnmatchcase(network, pattern)):

@@ -51,11 +51,14 @@ def recipes_by_network(directory: Path | None = None) -> dict[str, list[Recipe]]
     return groups
 
 
-def default_recipe(network: str, directory: Path | None = None) -> tuple[Recipe, str]:
-    """The default recipe of ``network`` (a canonical name or alias) and why it is the one."""
+def default_recipe(network: str, directory: Path | None = None,
+                   groups: dict[str, list[Recipe]] | None = None) -> tuple[Recipe, str]:
+    """The default recipe of ``network`` (a canonical name or alias) and why it is the one
+    (``groups``: :func:`recipes_by_network`'s, when the caller has them already)."""
     from bench.models import resolve_name
     canonical = resolve_name(network)
-    recipes = recipes_by_network(directory).get(canonical, [])
+    groups = recipes_by_network(directory) if groups is None else groups
+    recipes = groups.get(canonical, [])
     if not recipes:
         raise BenchError(f"network {canonical!r} has no recipe in recipes/ yet; `bench recipes` "
                          "lists the recipes, `bench models` the networks")
@@ -83,8 +86,8 @@ def resolve(name: str, directory: Path | None = None) -> Resolution:
         choices = [*list_recipes("*", directory), *list_models(), *ALIASES]
         raise BenchError(f"unknown recipe or network {name!r}{did_you_mean(name, choices)}; "
                          "`bench recipes` lists the recipes, `bench models` the networks") from None
-    recipe, reason = default_recipe(canonical, directory)
-    others = tuple(r.name for r in recipes_by_network(directory)[canonical]
-                   if r.name != recipe.name)
+    groups = recipes_by_network(directory)
+    recipe, reason = default_recipe(canonical, groups=groups)
+    others = tuple(r.name for r in groups[canonical] if r.name != recipe.name)
     return Resolution(recipe=recipe.name, network=canonical, asked=name, reason=reason,
                       top1_err=recipe.reference.top1_err, others=others)
