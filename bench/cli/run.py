@@ -51,7 +51,7 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
     default recipe, the one behind GluonCV's default weights for it where GluonCV has them, else
     the paper's (`bench recipes NETWORK` lists its others)."""
     from bench.engine.devices import parse_gpus
-    from bench.engine.trainer import RunOptions
+    from bench.engine.runplan import RunOptions
     from bench.errors import BenchError
     from bench.files import check_names, check_writable_dir
     if data_dir:
@@ -72,7 +72,7 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
             for line in dry_run_resume(resume, options, asked=name):
                 click.echo(line)
             return
-        from bench.engine.trainer import resume_run
+        from bench.engine.run import resume_run
         _finish(resume_run(resume, options, report=_report, asked=name))
         return
     if not name:
@@ -87,7 +87,7 @@ def recipe(name, overrides, gpus, data_dir, epochs, max_steps, seed, batch_size,
         _dry_run(loaded, options, first)
         return
     check_writable_dir(out, "--out")
-    from bench.engine.trainer import start_run
+    from bench.engine.run import start_run
     _finish(start_run(loaded, options, report=_after(first)))
 
 
@@ -107,7 +107,7 @@ def _report(line: str) -> None:
 
 def _dry_run(loaded, options, first: list[str]) -> None:
     import json
-    from bench.engine.trainer import describe, prepare
+    from bench.engine.runplan import describe, prepare
     from bench.recipes import recipe_to_dict
     setup = prepare(loaded, options)  # every check a run makes, before anything is printed
     for line in first:

@@ -1,9 +1,4 @@
-"""The training loop: one recipe, one run directory, resumable at any step.
-
-A run directory ``<out>/<recipe>/<UTC time>/`` holds ``recipe.json`` (the resolved recipe the run
-trains, after ``--set``/``--epochs``/``--seed``), ``run.json`` (plan, what was rescaled, command,
-versions, hardware), ``log.jsonl``, ``checkpoints/`` and, at the end, ``metrics.json`` and
-``result.json`` (:mod:`.record`).
+"""The training loop: one recipe, one run directory (made by :mod:`.run`), resumable at any step.
 
 Determinism across a resume: the data order and augmentation are functions of (seed, epoch,
 batch), MXNet's generator is reseeded from (seed, iteration) before every step (MXNet has no way
@@ -14,7 +9,6 @@ parameters on CPU.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -33,21 +27,18 @@ from bench.engine import build, devices, health
 from bench.engine.checkpoint import (BadCheckpoint, list_checkpoints,
                                      load_checkpoint, save_checkpoint, set_aside,
                                      verify_checkpoint)
-from bench.engine.cluster import Cluster, join_cluster
+from bench.engine.cluster import Cluster
 from bench.engine.jsonlog import JsonLog, NullLog, Progress
-from bench.engine.lock import acquire, no_lock, refuse_if_locked
 from bench.engine.momentum import reset_momentum
 from bench.engine.record import metrics_summary, write_result
-from bench.engine.resume import (EXTRA_TYPES, ResumePoint, check_max_steps, check_unchanged,
-                                 plan_resume, position, skipped_line)
-from bench.engine.runplan import RunOptions, Setup, describe, prepare, requested_kvstore
-from bench.engine.step import recipe_step, step_seed, to_nd, train_step
+from bench.engine.resume import (EXTRA_TYPES, ResumePoint, check_max_steps, position,
+                                 skipped_line)
+from bench.engine.runplan import RunOptions, Setup
+from bench.engine.step import recipe_step, step_seed, to_nd
 from bench.files import atomic_write_text
-from bench.recipes import Recipe, recipe_hash, recipe_to_dict
-from bench.runrecord import new_run_id
+from bench.recipes import recipe_hash
 
-__all__ = ["RunOptions", "RunStopped", "Setup", "describe", "prepare", "resume_run",
-           "start_run", "train_step"]
+__all__ = ["RunStopped", "train"]
 
 
 class RunStopped(BenchError):
@@ -56,113 +47,6 @@ class RunStopped(BenchError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def start_run(recipe: Recipe, options: RunOptions,
-              report: Callable[[str], None] | None = None) -> Path | None:
-    """Train ``recipe`` in a new run directory; returns the directory. ``report`` receives the
-    plan's lines (devices, batch, rescaled LR, schedule) before the first step.
-
-    In a multi-worker job only rank 0 makes, locks and writes the directory (the others return
-    None)."""
-    from bench.provenance import provenance
-    cluster = join_cluster(requested_kvstore(recipe, options))
-    # Bad data fails before any file is made.
-    setup, data = _setup_with_data(recipe, options, cluster)
-    if not cluster.is_root:
-        return _train(None, setup, data, options, cluster=cluster)
-    run_dir = _new_run_dir(options.out, recipe.name)
-    with acquire(run_dir, report):  # nobody else can be in a new directory; a resume may try
-        for line in describe(setup) if report else ():
-            report(line)
-        if report:
-            report(f"run directory: {run_dir}")
-        atomic_write_text(run_dir / "recipe.json",
-                          json.dumps(recipe_to_dict(setup.recipe), indent=2))
-        run_info = {"run_id": new_run_id(),  # one training run, across resumes and copies
-                    "plan": dataclasses.asdict(setup.plan), "changes": setup.changes,
-                    "options": _options_dict(options), "dtype": setup.dtype,
-                    "kvstore": setup.kvstore, "workers": setup.workers, **provenance()}
-        atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, default=str))
-        return _train(run_dir, setup, data, options, report=report, cluster=cluster)
-
-
-def resume_run(run_dir: Path, options: RunOptions,
-               report: Callable[[str], None] | None = None,
-               asked: str | None = None) -> Path | None:
-    """Continue a run from its newest valid checkpoint with its own recipe and global batch
-    (every worker of a multi-worker job reads the checkpoint; only rank 0 locks and writes).
-
-    Every refusal (:mod:`.resume`: a run another process trains, a complete run, --max-steps not
-    above the steps done, ``asked`` not the run's recipe, no valid checkpoint) comes before any
-    file is opened for writing."""
-    run_dir = Path(run_dir)
-    refuse_if_locked(run_dir)  # before reading checkpoints that another process may be writing
-    point = plan_resume(run_dir, options, asked)
-    options = point.options
-    cluster = join_cluster(requested_kvstore(point.recipe, options))
-    with _lock_job(run_dir, cluster, report):
-        if cluster.is_root:  # the others read only (and rank 0 may be writing by now)
-            check_unchanged(point)
-        setup, data = _setup_with_data(point.recipe, options, cluster)
-        return _train(run_dir if cluster.is_root else None, setup, data, options, resume=point,
-                      report=report if cluster.is_root else None, cluster=cluster)
-
-
-def _lock_job(run_dir: Path, cluster: Cluster, report: Callable[[str], None] | None
-              ) -> contextlib.AbstractContextManager:
-    """Rank 0 locks the run directory; in a multi-worker job every worker learns whether it
-    could, so that all refuse together instead of the others waiting for rank 0 forever."""
-    if cluster.size == 1:
-        return acquire(run_dir, report)
-    lock, error = no_lock(), None
-    if cluster.is_root:
-        try:
-            lock = acquire(run_dir, report)
-        except BenchError as exc:
-            error = exc
-    if cluster.allreduce([float(error is not None)])[0] > 0:
-        raise error or BenchError(f"rank 0 could not lock {run_dir} (its error says why)")
-    return lock
-
-
-def _options_dict(options: RunOptions) -> dict[str, Any]:
-    d = dataclasses.asdict(options)
-    d["out"] = str(options.out)
-    return d
-
-
-def _new_run_dir(out: Path, name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    base = Path(out) / name
-    for n in range(100):
-        run_dir = base / (stamp if n == 0 else f"{stamp}-{n}")
-        try:
-            run_dir.mkdir(parents=True)
-            return run_dir
-        except FileExistsError:
-            continue
-    raise BenchError(f"cannot create a run directory under {base}")
-
-
-def _setup_with_data(recipe: Recipe, options: RunOptions, cluster: Cluster):
-    from bench.data import DataSpec, build_eval, build_train, in_channels, num_classes
-    setup = prepare(recipe, options, cluster=cluster)
-    r = setup.recipe
-    # The recipe's [data] table is the data layer's spec plus nothing: the recipe layer
-    # validates what users write, DataSpec is what the readers take.
-    spec = DataSpec(**dataclasses.asdict(r.data),
-                    num_classes=int(r.network_args.get("classes", 0)))
-    train = build_train(spec, options.data_dir, setup.plan.global_batch, r.train.seed,
-                        options.loader_workers, shard=(cluster.rank, cluster.size))
-    # Rank 0 evaluates alone, on its own devices: batches of one worker's share.
-    evaluation = build_eval(spec, options.data_dir, setup.plan.global_batch // cluster.size,
-                            options.loader_workers)
-    setup = prepare(recipe, options, train_samples=train.num_samples, cluster=cluster)
-    if train.batches_per_epoch == 0:
-        raise BenchError(f"the training set has {train.num_samples} samples, fewer than one "
-                         f"batch of {setup.plan.global_batch}: lower --batch-size")
-    return setup, (spec, train, evaluation, num_classes(spec), in_channels(spec))
 
 
 class _StopFlag:
@@ -188,10 +72,11 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
-def _train(run_dir: Path | None, setup: Setup, data, options: RunOptions,
+def train(run_dir: Path | None, setup: Setup, data, options: RunOptions,
            resume: ResumePoint | None = None, report: Callable[[str], None] | None = None,
            cluster: Cluster | None = None) -> Path | None:
-    """Run the loop; ``run_dir`` None (a worker other than rank 0) writes no file. A resume's
+    """Run the loop (:mod:`.run` starts and resumes runs); ``run_dir`` None (a worker other than
+    rank 0) writes no file. A resume's
     checkpoint is loaded before the log is opened, so a resume that cannot load one refuses
     with nothing written."""
     cluster = cluster or Cluster()

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bench.engine.trainer import train_step
+from bench.engine.step import train_step
 from tests.cli import invoke
 from tests.data.helpers import write_cifar
 

@@ -19,7 +19,8 @@ import pytest
 
 from bench.engine.momentum import reset_momentum, updaters
 from bench.engine.schedules import build_schedule
-from bench.engine.trainer import RunOptions, resume_run, start_run
+from bench.engine.run import resume_run, start_run
+from bench.engine.runplan import RunOptions
 from bench.errors import BenchError
 from bench.recipes import load_recipe
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.engine.trainer import train_step
+from bench.engine.step import train_step
 
 
 def _net_without_bn(mx, ctxs, seed: int = 3):

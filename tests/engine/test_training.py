@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.engine.trainer import RunOptions, start_run
+from bench.engine.run import start_run
+from bench.engine.runplan import RunOptions
 from bench.recipes import load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,8 @@ import shutil
 
 import pytest
 
-from bench.engine.trainer import RunOptions, resume_run, start_run
+from bench.engine.run import resume_run, start_run
+from bench.engine.runplan import RunOptions
 from bench.recipes import load_recipe
 from bench.results import results_dir
 from bench.results.published import load_published
