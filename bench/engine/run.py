@@ -43,19 +43,34 @@ def start_run(recipe: Recipe, options: RunOptions,
     if not cluster.is_root:
         return train(None, setup, data, options, cluster=cluster)
     run_dir = _new_run_dir(options.out, recipe.name)
-    with acquire(run_dir, report):  # nobody else can be in a new directory; a resume may try
-        for line in describe(setup) if report else ():
-            report(line)
-        if report:
-            report(f"run directory: {run_dir}")
-        atomic_write_text(run_dir / "recipe.json",
-                          json.dumps(recipe_to_dict(setup.recipe), indent=2))
-        run_info = {"run_id": new_run_id(),  # one training run, across resumes and copies
-                    "plan": dataclasses.asdict(setup.plan), "changes": setup.changes,
-                    "options": _options_dict(options), "dtype": setup.dtype,
-                    "kvstore": setup.kvstore, "workers": setup.workers, **provenance()}
-        atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, default=str))
-        return train(run_dir, setup, data, options, report=report, cluster=cluster)
+    started = False
+    try:
+        with acquire(run_dir, report):  # nobody else can be in a new directory; a resume may
+            for line in describe(setup) if report else ():
+                report(line)
+            if report:
+                report(f"run directory: {run_dir}")
+            atomic_write_text(run_dir / "recipe.json",
+                              json.dumps(recipe_to_dict(setup.recipe), indent=2))
+            run_info = {"run_id": new_run_id(),  # one training run, across resumes and copies
+                        "plan": dataclasses.asdict(setup.plan), "changes": setup.changes,
+                        "options": _options_dict(options), "dtype": setup.dtype,
+                        "kvstore": setup.kvstore, "workers": setup.workers, **provenance()}
+            atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, default=str))
+            started = True
+            return train(run_dir, setup, data, options, report=report, cluster=cluster)
+    finally:
+        if not started:  # e.g. a full disk: leave no half-made run directory behind
+            _discard_unstarted(run_dir)
+
+
+def _discard_unstarted(run_dir: Path) -> None:
+    """Remove a run directory that never started training (only its first files can be in it;
+    the lock is gone by now)."""
+    for name in ("recipe.json", "run.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
 
 
 def resume_run(run_dir: Path, options: RunOptions,

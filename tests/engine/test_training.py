@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.engine.run import start_run
+from bench.errors import BenchError
 from bench.engine.runplan import RunOptions
 from bench.recipes import load_recipe
 
@@ -125,3 +127,18 @@ def test_resnet50_v1d_recipe_runs_on_synthetic_data(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["iterations"] == 2 and not metrics["complete"]
     assert metrics["num_eval_samples"] == 8
+
+
+def test_a_run_that_cannot_write_its_first_files_leaves_no_run_directory(tmp_path, monkeypatch):
+    from bench.engine import run as run_module
+    real = run_module.atomic_write_text
+
+    def full_disk(path, text):
+        if path.name == "run.json":
+            raise BenchError(f"cannot write {path}: no space left on the device (0 B free)")
+        real(path, text)
+    monkeypatch.setattr(run_module, "atomic_write_text", full_disk)
+    with pytest.raises(BenchError, match="no space left"):
+        start_run(load_recipe("digits_resnet"), _options(tmp_path, max_steps=1))
+    runs = tmp_path / "runs" / "digits_resnet"
+    assert not runs.exists() or not any(runs.iterdir())
