@@ -188,3 +188,14 @@ def test_a_full_disk_while_logging_names_the_log(tmp_path, monkeypatch):
     with pytest.raises(BenchError, match=f"cannot write {tmp_path / 'log.jsonl'}: the disk is full"):
         log.write("window", loss=1.0)
     log.close()  # the refused line is not raised again
+
+
+def test_a_reader_that_goes_away_is_no_error():
+    """`bench ... | head -1`: the writer stops quietly, as pipeline writers do (status 141)."""
+    import subprocess
+    import sys
+    done = subprocess.run(f"{sys.executable} -m bench run recipe resnet50_v1d --dry-run | head -1",
+                          shell=True, capture_output=True, text=True, timeout=120,
+                          executable="/bin/bash")
+    assert done.stdout.startswith("resnet50_v1d -> recipe ")
+    assert done.stderr == "", done.stderr

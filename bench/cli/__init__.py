@@ -30,9 +30,19 @@ class _Group(click.Group):
             _fail(str(exc), getattr(exc, "exit_code", 2))
         except click.UsageError as exc:
             _usage(exc, ctx.command_path)
+        except BrokenPipeError:  # `bench ... | head`: the reader has all it wanted
+            _quiet_broken_pipe()
         except OSError as exc:
             from bench.files import os_error_text
             _fail(os_error_text(exc), 2)
+
+
+def _quiet_broken_pipe() -> None:
+    """Exit as a pipeline's writer does when its reader has gone (status 128 + SIGPIPE), with
+    stdout pointed at /dev/null so that Python's flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(141)
 
 
 def _usage(exc: click.UsageError, where: str) -> None:
