@@ -10,8 +10,8 @@ from bench.data.arrays import ArrayEval, ArrayTrain, Prepare, center_crop, norma
 from bench.data.keys import synthetic_rng
 from bench.data.locate import cifar_files
 from bench.data.normalize import Normalizer, cifar_normalizer
-from bench.data.spec import (PER_PIXEL_NORMALIZATIONS, TEN_CROP_PROTOCOLS, DataSpec, crops,
-                             eval_sizes, num_classes)
+from bench.data.spec import (DIGITS_SIDES, PER_PIXEL_NORMALIZATIONS, TEN_CROP_PROTOCOLS,
+                             DataSpec, crops, eval_sizes, num_classes)
 from bench.errors import BenchError
 
 IMAGENET_MEAN = (123.68, 116.779, 103.939)
@@ -20,14 +20,17 @@ DIGITS_SPLIT_SEED = 0  # fixed, not the run's seed: every run is scored on the s
 SYNTHETIC_EVAL_SEED = 0  # build_eval has no seed; the evaluation tensors are always the same
 
 
-@lru_cache(maxsize=1)
-def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's 1797 8x8 digits as (N, 1, 8, 8) float32, split stratified 1437 / 360
-    and normalised with the training pixels' mean and standard deviation."""
+@lru_cache(maxsize=2)
+def digits_split(side: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's 1797 8x8 digits as (N, 1, side, side) float32, split stratified 1437 / 360
+    and normalised with the training pixels' mean and standard deviation. ``side`` 16 upsamples
+    bilinearly before normalising (the same split, so 8x8 and 16x16 runs score the same digits)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     digits = load_digits()
     images = (digits.images.astype(np.float32) / 16.0)[:, None]
+    if side != images.shape[-1]:
+        images = resize_bilinear(images, side)
     labels = digits.target.astype(np.int32)
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=0.2, random_state=DIGITS_SPLIT_SEED, stratify=labels)
@@ -36,6 +39,20 @@ def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     for a in out:
         a.flags.writeable = False  # shared by every caller through the cache
     return out
+
+
+def resize_bilinear(images: np.ndarray, side: int) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, side, side), bilinear with pixel centres aligned as OpenCV's and
+    PIL's resize do (source coordinate ``(i + 0.5) * H / side - 0.5``, clamped at the border)."""
+    def axis(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.clip((np.arange(side) + 0.5) * n_in / side - 0.5, 0, n_in - 1)
+        low = np.floor(pos).astype(int)
+        high = np.minimum(low + 1, n_in - 1)
+        return low, high, (pos - low).astype(np.float32)
+    y0, y1, wy = axis(images.shape[2])
+    x0, x1, wx = axis(images.shape[3])
+    rows = images[:, :, y0] * (1 - wy)[:, None] + images[:, :, y1] * wy[:, None]
+    return (rows[..., x0] * (1 - wx) + rows[..., x1] * wx).astype(np.float32)
 
 
 def _synthetic(spec: DataSpec, seed: int, split: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +65,7 @@ def _synthetic(spec: DataSpec, seed: int, split: int) -> tuple[np.ndarray, np.nd
 def _base(spec: DataSpec, train_images: np.ndarray | None) -> Normalizer:
     """Stored images -> normalised float32 (CIFAR: ``data.normalize``, whose per-pixel
     statistics come from ``train_images``)."""
-    if spec.dataset == "digits":
+    if spec.dataset in DIGITS_SIDES:
         return lambda x: x.astype(np.float32)  # normalised when loaded
     if spec.dataset == "synthetic":
         return lambda x: normalize(x, IMAGENET_MEAN, IMAGENET_STD, 1.0)
@@ -69,7 +86,7 @@ def _train_prepare(spec: DataSpec, native: int, base: Normalizer) -> Prepare:
     _fit(spec, native, "random crop")
     # CIFAR: 4 pixels of padding around 32 (He 2015); digits: 1 pixel around 8 and no flip,
     # because a mirrored digit is a different glyph.
-    pad, flip, size = max(1, native // 8), spec.dataset != "digits", spec.input_size
+    pad, flip, size = max(1, native // 8), spec.dataset not in DIGITS_SIDES, spec.input_size
     if spec.pad == "zero_raw":  # black border on the stored image, then normalised (GluonCV)
         return lambda x, rng: base(pad_crop_flip(x, rng, size, pad, flip))
     mode = "reflect" if spec.pad == "reflect" else "constant"
@@ -91,13 +108,13 @@ def _eval_prepare(spec: DataSpec, native: int, base: Normalizer) -> Prepare:
 
 
 def _native(spec: DataSpec) -> int:
-    return {"digits": 8, "cifar10": 32, "cifar100": 32}.get(spec.dataset, spec.input_size)
+    return {**DIGITS_SIDES, "cifar10": 32, "cifar100": 32}.get(spec.dataset, spec.input_size)
 
 
 def build_small_train(spec: DataSpec, data_dir, batch_size: int, seed: int,
                       shard: tuple[int, int] = (0, 1)) -> ArrayTrain:
-    if spec.dataset == "digits":
-        images, labels = digits_split()[:2]
+    if spec.dataset in DIGITS_SIDES:
+        images, labels = digits_split(DIGITS_SIDES[spec.dataset])[:2]
     elif spec.dataset == "synthetic":
         images, labels = _synthetic(spec, seed, 0)
     else:
@@ -106,16 +123,24 @@ def build_small_train(spec: DataSpec, data_dir, batch_size: int, seed: int,
     return ArrayTrain(images, labels, batch_size, seed, prepare, shard)
 
 
-def build_small_eval(spec: DataSpec, data_dir, batch_size: int) -> ArrayEval:
+def build_small_eval(spec: DataSpec, data_dir, batch_size: int, split: str = "test") -> ArrayEval:
+    """The evaluation set, or with ``split="train"`` the training images under the evaluation
+    transform (the *clean* training error of He 2015 Fig. 6, not the running train-mode one)."""
+    if split not in ("train", "test"):
+        raise BenchError(f"split must be 'train' or 'test', not {split!r}")
+    train = split == "train"
     train_images = None
-    if spec.dataset == "digits":
-        images, labels = digits_split()[2:]
+    if spec.dataset in DIGITS_SIDES:
+        images, labels = digits_split(DIGITS_SIDES[spec.dataset])[(0 if train else 2):][:2]
     elif spec.dataset == "synthetic":
+        if train:  # its training images are drawn from the run's seed, which is not known here
+            raise BenchError("the synthetic data set has no fixed training split to evaluate")
         images, labels = _synthetic(spec, SYNTHETIC_EVAL_SEED, 1)
     else:
         files = cifar_files(spec, data_dir)
-        images, labels = cifar.load_split(spec.dataset, files, train=False)
+        images, labels = cifar.load_split(spec.dataset, files, train=train)
         if spec.normalize in PER_PIXEL_NORMALIZATIONS:  # the statistics are the training set's
-            train_images = cifar.load_split(spec.dataset, files, train=True)[0]
+            train_images = images if train else cifar.load_split(spec.dataset, files,
+                                                                 train=True)[0]
     prepare = _eval_prepare(spec, _native(spec), _base(spec, train_images))
     return ArrayEval(images, labels, batch_size, prepare, crops(spec))

@@ -151,9 +151,23 @@ def _build_cifar_registry() -> None:
                gluoncv=True, block="bottleneck", layers=(3, 3, 3),
                stage_channels=(256, 512, 1024), stem_width=64, stride_on="3x3",
                cardinality=card, base_width=width)
+    for d in (20, 32, 44, 56, 110):
+        n = (d - 2) // 6
+        _cifar(f"cifar_plain{d}_v1", d, f"{HE2015} Sec. 4.2 / Fig. 6 (plain CIFAR net: the "
+               "option-A ResNet without shortcuts)", family="plain", layers=(n,) * 3,
+               shortcut="none")
+    for d in (20, 56, 110):
+        n = (d - 2) // 6
+        _cifar(f"cifar_resnet{d}_v2_a", d, f"{HE2016} full pre-activation units on {HE2015} "
+               f"Sec. 4.2's option-A net (the pre-activation twin of cifar_resnet{d}_v1_a; not a "
+               "net either paper trained)", layers=(n,) * 3, preact=True, shortcut="A")
     huang = "Huang et al. 2016 (stochastic depth), arXiv:1603.09382"
-    _cifar("cifar_resnet110_v1_sd", 110, f"{huang} Sec. 4 (CIFAR-10, p_L = 0.5)",
-           family="stochastic depth", layers=(18, 18, 18), shortcut="A", survival_prob_last=0.5)
+    for d in (20, 56, 110):
+        n = (d - 2) // 6
+        what = "Sec. 4 (CIFAR-10, p_L = 0.5)" if d == 110 else (
+            f"linear decay p_L = 0.5 on the option-A ResNet-{d} (the paper trains 110 and 1202)")
+        _cifar(f"cifar_resnet{d}_v1_sd", d, f"{huang} {what}", family="stochastic depth",
+               layers=(n,) * 3, shortcut="A", survival_prob_last=0.5)
     _imagenet("resnet152_v1b_sd", 152, f"{huang} Sec. 4 (ImageNet, fb.resnet.torch layout, "
               "p_L = 0.5)", family="stochastic depth", stride_on="3x3", survival_prob_last=0.5)
 
@@ -181,6 +195,7 @@ ALIASES: dict[str, str] = {
     **{f"ResNet-{d}": f"resnet{d}_v1" for d in (18, 34, 50, 101, 152)},
     "ResNet-34 A": "resnet34_v1_a", "ResNet-34 B": "resnet34_v1", "ResNet-34 C": "resnet34_v1_c",
     "plain-18": "plain18_v1", "plain-34": "plain34_v1",
+    **{f"plain-{d} (CIFAR)": f"cifar_plain{d}_v1" for d in (20, 32, 44, 56, 110)},
     **{f"ResNet-{d} (CIFAR)": f"cifar_resnet{d}_v1_a" for d in (20, 32, 44, 56, 110, 1202)},
     "ResNet-164": "cifar_resnet164_v2", "ResNet-1001": "cifar_resnet1001_v2",
     "ResNet-200 (pre-act)": "resnet200_v2",

@@ -6,6 +6,8 @@ import pytest
 
 from bench.data import DataSpec, build_eval, build_train, in_channels, num_classes, resolve_data_dir
 from bench.data.normalize import MEAN, STD
+from bench.data.small import build_small_eval
+from bench.errors import BenchError
 from tests.data.helpers import write_cifar
 
 DIGITS = DataSpec("digits", "none", input_size=8, protocol="full")
@@ -181,3 +183,40 @@ def test_array_shards_are_the_slices_of_the_one_worker_batches():
     for b, (x, y) in enumerate(whole):  # augmented as in the one-worker run, then sliced
         np.testing.assert_array_equal(np.concatenate([p[b][0] for p in parts]), x)
         np.testing.assert_array_equal(np.concatenate([p[b][1] for p in parts]), y)
+
+
+# --- digits16: the experiments' data set ------------------------------------------------------
+
+def test_resize_bilinear_matches_pil():
+    """An independent oracle: PIL's bilinear resize (same pixel-centre convention) on a float
+    image (PIL's 'F' mode, no rounding)."""
+    from PIL import Image
+    from bench.data.small import resize_bilinear
+    rng = np.random.default_rng(0)
+    image = rng.random((8, 8), dtype=np.float32)
+    ours = resize_bilinear(image[None, None], 16)[0, 0]
+    theirs = np.asarray(Image.fromarray(image, mode="F").resize((16, 16), Image.BILINEAR))
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_digits16_is_the_same_split_upsampled():
+    from bench.data.small import digits_split
+    x8, y8, t8, u8 = digits_split(8)
+    x16, y16, t16, u16 = digits_split(16)
+    assert x16.shape == (1437, 1, 16, 16) and t16.shape == (360, 1, 16, 16)
+    np.testing.assert_array_equal(y8, y16)
+    np.testing.assert_array_equal(u8, u16)
+    assert abs(float(x16.mean())) < 1e-5 and abs(float(x16.std()) - 1) < 1e-4
+    # Each 16x16 image still resembles its 8x8 source: 2x2 block means correlate strongly.
+    blocks = x16.reshape(1437, 1, 8, 2, 8, 2).mean(axis=(3, 5))
+    assert np.corrcoef(blocks.ravel(), x8.ravel())[0, 1] > 0.95
+
+
+def test_clean_training_split_is_the_training_images_unaugmented():
+    spec = DataSpec("digits16", "cifar", input_size=16, protocol="full")
+    from bench.data.small import digits_split
+    train = build_small_eval(spec, None, 500, split="train")
+    images = np.concatenate([x for x, _ in train.batches()])
+    np.testing.assert_array_equal(images, digits_split(16)[0])
+    with pytest.raises(BenchError, match="split must be"):
+        build_small_eval(spec, None, 10, split="val")

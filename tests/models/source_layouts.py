@@ -187,6 +187,14 @@ SOURCE_LAYOUTS: dict[str, SourceLayout] = {
                                         (44, 0.66, "0.01 M", 5000), (56, 0.85, "0.01 M", 5000),
                                         (110, 1.7, "0.1 M", 50000),
                                         (1202, 19.4, "0.1 M", 50000))},
+    # Sec. 4.2: with option A "our residual models have exactly the same depth, width, and
+    # number of parameters as the plain counterparts", so Table 6's counts are the plain nets'.
+    **{f"plain-{d} (CIFAR)": SourceLayout(
+        f"{HE15} Sec. 4.2 (same parameters as option-A ResNet-{d}) and Table 6",
+        ((d - 2) // 6,) * 3, int(millions * 1e6), "Table 6's count of ResNet-{d}, rounded as "
+        "printed", tolerance=tol, classes=10)
+       for d, millions, tol in ((20, 0.27, 5000), (32, 0.46, 5000), (44, 0.66, 5000),
+                                (56, 0.85, 5000), (110, 1.7, 50000))},
     **{f"ResNet-{d}": SourceLayout(
         "KaimingHe/resnet-1k-layers@fde7ee9 resnet-pre-act.lua (He et al. 2016's CIFAR code; "
         "9n+2 layers)", ((d - 2) // 9,) * 3, kh_preact_cifar_params(d),
