@@ -92,3 +92,13 @@ def test_a_wrong_index_is_a_programming_error():
         quantity_value(MEASUREMENT, "lesion.k_err", None)
     with pytest.raises(ValueError):
         quantity_value(MEASUREMENT, "final.test_err", 1)
+
+
+def test_the_experiments_readme_lists_every_quantity():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "experiments" / "README.md").read_text()
+    rows = [line.split("|")[1:4] for line in readme.splitlines()
+            if line.startswith("| `") and "." in line.split("|")[1]]
+    listed = {name.strip().strip("`").removesuffix("[k]"): (analysis.strip(), unit.strip())
+              for name, analysis, unit in rows}
+    assert listed == {n: (q.analysis, q.unit) for n, q in QUANTITIES.items()}
