@@ -1,0 +1,1 @@
+"""Small-scale reproductions of the ResNet papers' experiments on scikit-learn's digits."""
