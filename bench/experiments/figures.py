@@ -53,7 +53,9 @@ def _by_network(measurements: list[Measurement], networks: list[str], key: str,
     never measured."""
     if not networks:
         raise BenchError("no networks to plot: name at least one")
-    measured = sorted({m.get("network") for m in measurements if isinstance(m, dict)} - {None})
+    measurements = [m for m in measurements if isinstance(m, dict)
+                    and isinstance(m.get("network"), str)]
+    measured = sorted({m["network"] for m in measurements})
     for network in networks:
         if network not in measured:
             raise BenchError(f"no measurement of network {network!r}"
