@@ -185,3 +185,25 @@ def _isatty(file: TextIO) -> bool:
         return bool(file.isatty())
     except (AttributeError, ValueError):
         return False
+
+
+def train_error_by_epoch(events: list[dict]) -> dict[int, float]:
+    """Running training error (%) of each finished epoch from a run's 'window' and 'epoch'
+    events: the windows' errors weighted by their steps. The trainer closes a window at every
+    epoch's end, so none straddles two epochs; a window logged again after a resume (the steps
+    between the checkpoint and a kill are trained twice) counts once, as its last logging."""
+    windows: dict[int, float] = {}
+    for e in events:
+        if e.get("event") == "window":
+            windows[int(e["iteration"])] = float(e["train_error"])
+    out, previous = {}, 0
+    ends = sorted((int(e["iteration"]), int(e["epoch"])) for e in events
+                  if e.get("event") == "epoch")
+    for stop, epoch in ends:
+        wrong, steps, last = 0.0, 0, previous
+        for it in sorted(i for i in windows if previous < i <= stop):
+            wrong, steps, last = wrong + windows[it] * (it - last), steps + it - last, it
+        if steps:
+            out[epoch] = 100.0 * wrong / steps
+        previous = stop
+    return out

@@ -44,15 +44,16 @@ def curves_of(run: Path) -> dict[str, Any]:
         raise BenchError(f"{run} has no log.jsonl: give a run directory or a recorded result "
                          "(results/runs/*.json)")
     events = [e for e in read_log(log_path) if isinstance(e, dict)]
-    val, train, window_errors = [], [], []
+    val = []
     for e in events:
         if e.get("event") == "window":
-            window_errors.append(_number(e, "train_error", log_path))
+            _number(e, "train_error", log_path)
+            _number(e, "iteration", log_path)
         elif e.get("event") == "epoch":
             val.append((_number(e, "epoch", log_path), _number(e, "top1_err", log_path)))
-            if window_errors:
-                train.append((e["epoch"], 100.0 * sum(window_errors) / len(window_errors)))
-            window_errors = []
+            _number(e, "iteration", log_path)
+    from bench.engine.jsonlog import train_error_by_epoch
+    train = sorted(train_error_by_epoch(events).items())
     name = next((e.get("recipe") for e in events if e.get("event") == "start"), run.name)
     return {"name": f"{name} ({run.name})", "val": val, "train": train}
 
