@@ -34,6 +34,8 @@ def randomize_bn(net) -> None:
     rng = np.random.default_rng(1)
     for name, param in net.collect_params().items():
         shape = param.shape
+        if name.endswith(("gamma", "beta")) and param.grad_req == "null":
+            continue  # a BN without scale/shift (GluonCV's input BN) keeps gamma 1, beta 0
         if name.endswith(("gamma", "running_var")):
             param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, shape)))
         elif name.endswith(("beta", "running_mean")):

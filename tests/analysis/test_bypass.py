@@ -1,4 +1,5 @@
-"""Bypassing units of registry nets: nothing bypassed is the normal net, graphs are rebuilt,\nand the net comes back intact."""
+"""Bypassing units of registry nets: nothing bypassed is the normal net, graphs are rebuilt,
+and the net comes back intact."""
 from __future__ import annotations
 
 import warnings
