@@ -92,6 +92,11 @@ class ResidualUnit(HybridBlock):
     ``survival`` < 1 enables stochastic depth: in training the whole branch is dropped for the
     mini-batch with probability ``1 - survival`` (the unit is then the identity map of its
     shortcut); at test time the branch is scaled by ``survival`` (Huang et al. 2016, eq. 5).
+
+    ``bypassed = True`` removes the branch for lesion studies (Veit et al. 2016): the unit
+    then outputs its shortcut (ReLU'd for post-activation units), and a plain unit that keeps
+    the shape outputs its input. A hybridized net caches its graph, so after flipping it call
+    :func:`bench.analysis.rebuild_graph` (or use :func:`bench.analysis.bypass`).
     """
 
     def __init__(self, in_channels: int, channels: int, stride: int, *, kind: BlockKind,
@@ -105,6 +110,8 @@ class ResidualUnit(HybridBlock):
         self._survival = survival
         self._dtype = "float32"
         self._residual = shortcut != "none"
+        self._changes_shape = stride != 1 or in_channels != channels
+        self._bypassed = False
         with self.name_scope():
             self.preact = None
             if preact:
@@ -159,7 +166,42 @@ class ResidualUnit(HybridBlock):
                 seq.add(_bn(out_ch))
         return seq
 
+    @property
+    def changes_shape(self) -> bool:
+        """Whether the unit's output differs from its input in channels or resolution."""
+        return self._changes_shape
+
+    @property
+    def removable(self) -> bool:
+        """A residual unit always keeps its shortcut; a plain one only without its layers
+        when its input already has the output's shape."""
+        return self._residual or not self._changes_shape
+
+    @property
+    def bypassed(self) -> bool:
+        return self._bypassed
+
+    @bypassed.setter
+    def bypassed(self, value: bool) -> None:
+        if value and not self.removable:
+            raise ValueError(f"unit {self.name} is plain and changes the shape of its input, so "
+                             "it has no path without its layers: it cannot be bypassed")
+        self._bypassed = bool(value)
+
+    def _bypass_forward(self, F, x):
+        """What the unit computes without its residual branch (the normal path's shortcut)."""
+        if not self._residual:
+            return x
+        if self.preact is None:
+            identity = x if self.shortcut is None else self.shortcut(x)
+            return F.Activation(identity, act_type="relu")
+        if self.shortcut is None:
+            return x
+        return self.shortcut(self.preact(x) if self._preact_shortcut else x)
+
     def hybrid_forward(self, F, x):
+        if self._bypassed:
+            return self._bypass_forward(F, x)
         if self.preact is None:
             branch = self.body(x)
             identity = x if self.shortcut is None else self.shortcut(x)
