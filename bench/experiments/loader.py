@@ -230,12 +230,10 @@ def _quick(value: Any, analyses: tuple[str, ...], seeds: tuple[int, ...], lesion
            responses: ResponseParams, where: str) -> Quick:
     table = _table(value, "quick", where)
     _check_keys(table, QUICK_KEYS, where, "quick.")
-    if "max_steps" not in table:
-        raise BenchError(f"{where}: missing quick.max_steps (the training steps per epoch "
-                         "--quick runs, e.g. 4)")
     return Quick(
         seeds=_seeds(table["seeds"], "quick.seeds", where) if "seeds" in table else seeds[:1],
-        max_steps=_integer(table["max_steps"], "quick.max_steps", where, 1),
+        max_steps=(_integer(table["max_steps"], "quick.max_steps", where, 1)
+                   if "max_steps" in table else None),
         overrides=_overrides(table.get("set", {}), "quick.set", where),
         lesion=_params("lesion", table, analyses, lesion, where, "quick."),
         responses=_params("responses", table, analyses, responses, where, "quick."))

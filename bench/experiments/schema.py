@@ -44,12 +44,12 @@ class ResponseParams:
 
 @dataclass(frozen=True)
 class Quick:
-    """What ``--quick`` runs instead: fewer seeds, at most ``max_steps`` training steps per
-    epoch, extra recipe overrides (merged over the full ones), and the analysis parameters
+    """What ``--quick`` runs instead: fewer seeds, at most ``max_steps`` training steps in all
+    (None: as many as the quick overrides' schedule has), extra recipe overrides (merged over the full ones), and the analysis parameters
     already merged with the full ones."""
 
     seeds: tuple[int, ...]
-    max_steps: int
+    max_steps: int | None
     overrides: tuple[tuple[str, Any], ...] = ()
     lesion: LesionParams = LesionParams()
     responses: ResponseParams = ResponseParams()
@@ -58,8 +58,9 @@ class Quick:
 @dataclass(frozen=True)
 class Experiment:
     """A small-scale reproduction: train ``networks`` x ``seeds`` from ``recipe`` with
-    ``overrides``, run ``analyses`` and judge ``claims``. ``max_steps`` is None for the full
-    experiment and the step limit for its :meth:`quick_version`."""
+    ``overrides``, run ``analyses`` and judge ``claims``. ``max_steps`` is a step limit (only
+    :meth:`quick_version` may set one); ``is_quick`` marks that version, whose numbers are never
+    results."""
 
     name: str
     description: str
@@ -74,10 +75,7 @@ class Experiment:
     claims: tuple[Claim, ...]
     quick: Quick
     max_steps: int | None = None
-
-    @property
-    def is_quick(self) -> bool:
-        return self.max_steps is not None
+    is_quick: bool = False
 
     def quick_version(self) -> Experiment:
         """The experiment ``--quick`` runs: quick seeds, step limit and parameters, the quick
@@ -85,6 +83,7 @@ class Experiment:
         merged = dict(self.overrides)
         merged.update(self.quick.overrides)
         return dataclasses.replace(self, seeds=self.quick.seeds, max_steps=self.quick.max_steps,
+                                   is_quick=True,
                                    overrides=tuple(merged.items()), lesion=self.quick.lesion,
                                    responses=self.quick.responses)
 

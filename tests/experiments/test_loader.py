@@ -147,8 +147,6 @@ def test_experiments_dir_is_the_checkout_folder_with_its_readme():
     ("[quick]\nseeds = [1]", "[quick]\nseeds = [1, 1]", "quick.seeds lists seed 1 twice"),
     ("samples = 20", "samples = 0", "lesion.samples = 0 must be at least 1"),
     ("max_steps = 4", "max_steps = 0", "quick.max_steps = 0 must be at least 1"),
-    ("[quick]\nseeds = [1]\nmax_steps = 4", "[quick]\nseeds = [1]",
-     "missing quick.max_steps"),
     ('description = "Test data', 'descr = "Test data', r"unknown key 'descr'"),
     # claims
     ('id = "lesion_smooth"', 'id = "deeper_no_worse"',
@@ -202,3 +200,11 @@ def test_a_missing_quick_table_says_what_it_is(tmp_path):
 
 def test_bad_toml_is_one_line(tmp_path):
     assert "not valid TOML" in _error(tmp_path, VALID + "\n= broken\n")
+
+
+def test_quick_without_a_step_limit_runs_its_schedule(tmp_path):
+    text = (DATA / "degradation.toml").read_text().replace("max_steps = 4\n", "")
+    path = tmp_path / "e.toml"
+    path.write_text(text)
+    q = load_experiment(str(path)).quick_version()
+    assert q.is_quick and q.max_steps is None
