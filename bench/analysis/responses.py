@@ -46,8 +46,8 @@ def layer_responses(net: HybridBlock, x: np.ndarray, ctx) -> list[float]:
     names = [block.prefix + "fwd_output" for block in targets]
     missing = [n for n in names if n not in available]
     if missing:
-        raise BenchError(f"the graph of {net.name} has no output {missing[0]}: "
-                         "layer names changed, so responses cannot be matched to layers")
+        raise BenchError(f"the graph of {net.name} has no output {missing[0]}: measure "
+                         "responses outside `bypass` (a bypassed unit's layers do not run)")
     probe = SymbolBlock(mx.sym.Group([internals[n] for n in names]), data,
                         params=net.collect_params())
     with mx.autograd.pause(train_mode=False):

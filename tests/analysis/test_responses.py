@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.analysis import layer_responses, sorted_responses
+from bench.analysis import bypass, layer_responses, sorted_responses
+from bench.errors import BenchError
 from bench.models.resnet import ResNet
 
 from .conftest import CTX, images, mx, randomize_bn, registry_net
@@ -94,3 +95,10 @@ def test_pre_activation_second_conv_is_measured_before_any_bn():
 def test_sorted_responses_descend():
     assert sorted_responses([0.5, 2, 1.25]) == [2.0, 1.25, 0.5]
     assert all(type(v) is float for v in sorted_responses(np.array([1, 3], np.float32)))
+
+
+def test_responses_inside_a_bypass_are_refused_in_one_line():
+    net = small(stem="cifar")
+    with bypass(net, [0]), pytest.raises(BenchError, match="outside `bypass`") as err:
+        layer_responses(net, images(), CTX)
+    assert "\n" not in str(err.value)
