@@ -33,17 +33,22 @@ def _results(results_dir: Path | None, write: bool = False) -> Path:
 @_RESULTS
 def record(run_dirs: tuple[Path, ...], results_dir: Path | None) -> None:
     """Check each RUN_DIR against its files and copy its result.json into results/runs/
-    (then run `bench table`). One record per training run: recording a run again is a no-op,
+    (then run `bench table`); an experiment's folder (`bench experiment NAME`'s OUT/NAME)
+    goes to results/experiments/NAME/ with its page and figures. One record per training run: recording a run again is a no-op,
     or replaces its record if it trained further since (resumed); anything else is refused.
     A run of a modified recipe (--epochs, --set, --max-steps, another batch) is recorded as
     its own row, labelled with what changed."""
+    from bench.experiments.recorded import is_experiment_dir, record_experiment
     from bench.files import check_readable
     from bench.results.records import record_run
     results = _results(results_dir, write=True)
     for run_dir in run_dirs:
         check_readable(run_dir, "RUN_DIR", "dir")
     for run_dir in run_dirs:
-        record_run(run_dir, results, report=click.echo)
+        if is_experiment_dir(run_dir):
+            record_experiment(run_dir, results, report=click.echo)
+        else:
+            record_run(run_dir, results, report=click.echo)
 
 
 @click.command("table", short_help="Regenerate the results table (results/README.md and .csv).")
@@ -60,11 +65,18 @@ def record(run_dirs: tuple[Path, ...], results_dir: Path | None) -> None:
 def table(fmt: str | None, check: bool, row_pattern: str | None, wide: bool,
           results_dir: Path | None) -> None:
     """Regenerate results/README.md and results/results.csv from results/runs/*.json and
-    results/published.toml (every record is checked first)."""
+    results/published.toml (every record is checked first), and each recorded experiment's page,
+    claims and figures in results/experiments/."""
+    from bench.experiments.recorded import (readme_update, stale_pages, summary_section,
+                                            write_pages)
     from bench.results import table as t
     results = _results(results_dir)
+    extra = summary_section(results)
+    readme = readme_update(results)
     if check:
-        stale = t.stale_files(results)
+        stale = t.stale_files(results, extra) + stale_pages(results)
+        if readme and readme[0].read_text(encoding="utf-8") != readme[1]:
+            stale.append(readme[0])
         if stale:
             click.echo(f"stale: {', '.join(str(p) for p in stale)}; run `bench table` and "
                        "commit the result", err=True)
@@ -73,13 +85,17 @@ def table(fmt: str | None, check: bool, row_pattern: str | None, wide: bool,
         return
     if fmt and not row_pattern:
         rows, records = t.current_rows(results)
-        click.echo({"markdown": lambda: t.render_markdown(rows, records),
+        click.echo({"markdown": lambda: t.render_markdown(rows, records, extra),
                     "csv": lambda: t.render_csv(rows), "json": lambda: t.render_json(rows)}[fmt](),
                    nl=False)
         return
     rows = _matching_rows(results, row_pattern) if row_pattern else []  # before any write
     if not fmt:
-        written = t.write_table(results)
+        written = t.write_table(results, extra) + write_pages(results)
+        if readme and readme[0].read_text(encoding="utf-8") != readme[1]:
+            from bench.files import atomic_write_text
+            atomic_write_text(readme[0], readme[1])
+            written.append(readme[0])
         click.echo("wrote " + ", ".join(str(p) for p in written) if written
                    else "results table already current")
     if row_pattern:
@@ -113,15 +129,28 @@ def _echo_rows(rows: list, fmt: str | None, wide: bool) -> None:
 @_RESULTS
 def check(targets: tuple[str, ...], fmt: str, results_dir: Path | None) -> None:
     """The regression gate: exit 1 when a recorded result (or the fresh run RUN_DIR) lies
-    outside its published tolerance; unchecked published numbers only warn. Without an
+    outside its published tolerance, or a recorded experiment's claim is contradicted (PATTERN
+    may name experiments, `bench experiments`); unchecked published numbers and claims not
+    shown only warn. Without an
     argument: every recorded row. A target that matches nothing is an error (exit 2). Rows of
     modified recipes are listed as skipped, never judged; a RUN_DIR of a modified recipe
     (--epochs, --set, --max-steps, another batch) exits 2 with one line saying what changed."""
+    import json
+    from bench.experiments.gate import split_targets, summary
     from bench.results import gate as g
-    verdicts = g.gate(targets, _results(results_dir))
-    render = {"text": g.render_text, "json": g.render_json, "junit": g.render_junit}[fmt]
-    click.echo(render(verdicts))
-    if any(v.failed for v in verdicts):
+    results = _results(results_dir)
+    claims, rest, rows_too = split_targets(targets, results)
+    verdicts = g.gate(rest, results) if rows_too else []
+    if fmt == "text":
+        click.echo("\n".join(([g.render_text(verdicts)] if rows_too else [])
+                              + [c.line() for c in claims] + ([summary(claims)] if claims else [])))
+    elif fmt == "json":
+        click.echo(json.dumps(json.loads(g.render_json(verdicts)) + [c.as_dict() for c in claims],
+                              indent=2))
+    else:
+        click.echo(g.render_junit(verdicts, extra=[(c.name, c.failed, c.result.verdict, c.line())
+                                                   for c in claims]))
+    if any(v.failed for v in verdicts) or any(c.failed for c in claims):
         sys.exit(1)
 
 

@@ -29,7 +29,7 @@ QUICK_KEYS = ("seeds", "max_steps", "set", "lesion", "responses")
 CLAIM_KEYS = ("id", "claim", "source", "paper", "predicate", "unresolved")
 # Analysis parameter tables: name -> (class, smallest value of each field)
 PARAMS: dict[str, tuple[type, dict[str, int]]] = {
-    "lesion": (LesionParams, {"samples": 1, "max_k": 0}),
+    "lesion": (LesionParams, {"samples": 1, "max_k": 0, "images": 0}),
     "responses": (ResponseParams, {"images": 1}),
 }
 # Recipe keys an experiment sets itself, so [set] may not: the network and the seed of each run.

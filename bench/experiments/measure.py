@@ -88,8 +88,24 @@ def measure(experiment: Experiment, network: str, seed: int, run_dir: Path,
         report(f"{network} seed {seed}: layer responses")
         out["responses"] = responses(net, spec, experiment.responses.images, ctx)
     if "lesion" in experiment.analyses:
-        out["lesion"] = lesion(net, test, experiment, seed, ctx, report, network)
+        # Imperative: a deletion then flips flags instead of rebuilding a graph (the same
+        # numbers, and several times faster for hundreds of deletion sets).
+        net.hybridize(active=False)
+        n = experiment.lesion.images
+        subset = lambda: _first(test(), n) if n else test()
+        out["lesion"] = lesion(net, subset, experiment, seed, ctx, report, network)
     return out
+
+
+def _first(batches, n: int):
+    """The first ``n`` samples of a batch iterable (the lesion study's test subset)."""
+    seen = 0
+    for x, y in batches:
+        if seen >= n:
+            return
+        take = min(len(y), n - seen)
+        yield x[:take], y[:take]
+        seen += take
 
 
 def model_facts(net) -> dict[str, Any]:
@@ -146,4 +162,4 @@ def lesion(net, test, experiment: Experiment, seed: int, ctx, report, network: s
         sets = deletion_sets(len(found), k, experiment.lesion.samples, seed, exclude=fixed)
         ks.append({"k": k, "errs": [float(e) for e in lesion_errors(net, test, sets, ctx)]})
     return {"base_err": float(base), "single": single, "k": ks,
-            "removable": len(removable)}
+            "removable": len(removable), "images": experiment.lesion.images or None}

@@ -181,18 +181,22 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def write_page(folder: Path, experiment: Experiment, figures: bool = True) -> list[Path]:
-    """Write the page, the CSV and (``figures``) the PNGs into ``folder``; returns them."""
+    """Write the page, the CSV and (``figures``) the PNGs into ``folder``; returns the files
+    whose content changed."""
     from bench.files import atomic_write_text
     measurements = load_measurements(folder)
-    written = []
+    changed = []
     for name, text in render(experiment, measurements, read_config(folder)).items():
-        atomic_write_text(folder / name, text)
-        written.append(folder / name)
+        if not (folder / name).is_file() or (folder / name).read_text() != text:
+            atomic_write_text(folder / name, text)
+            changed.append(folder / name)
     if figures and measurements:
         ms = list(measurements.values())
         for name, (_, draw) in figures_of(experiment).items():
-            written.append(draw(ms, folder / name))
-    return written
+            old = (folder / name).read_bytes() if (folder / name).is_file() else None
+            if draw(ms, folder / name).read_bytes() != old:
+                changed.append(folder / name)
+    return changed
 
 
 def stale(folder: Path, experiment: Experiment) -> list[Path]:

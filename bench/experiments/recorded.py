@@ -122,3 +122,23 @@ def summary_section(results: Path) -> list[str]:
             "the experiment file says why this scale cannot judge it.", "",
             tabulate(rows, headers=["experiment", "claim", "source", "verdict"],
                      tablefmt="github", disable_numparse=True), ""]
+
+
+START, END = "<!-- experiments:start -->", "<!-- experiments:end -->"
+
+
+def readme_update(results: Path) -> tuple[Path, str] | None:
+    """The project README (next to ``results/``) with its generated experiments region
+    (between START and END) rewritten from the recorded experiments; None when there is no
+    such README (a results folder elsewhere)."""
+    readme = Path(results).resolve().parent / "README.md"
+    if not readme.is_file():
+        return None
+    text = readme.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        return None
+    lines = summary_section(results)[2:]  # without its heading: the README has its own
+    body = "\n".join(lines).replace("](experiments/", "](results/experiments/")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    return readme, f"{head}{START}\n{body}\n{END}{tail}"

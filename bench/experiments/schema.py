@@ -29,10 +29,12 @@ class Claim:
 @dataclass(frozen=True)
 class LesionParams:
     """Veit et al. 2016 lesion study: ``samples`` random deletion sets per k, for k = 1 ..
-    ``max_k`` (0: up to the number of removable units)."""
+    ``max_k`` (0: up to the number of removable units), each scored on the first ``images``
+    test images (0: all of them)."""
 
     samples: int = 20
     max_k: int = 0
+    images: int = 0
 
 
 @dataclass(frozen=True)

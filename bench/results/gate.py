@@ -128,11 +128,17 @@ def render_json(verdicts: list[Verdict]) -> str:
     return json.dumps([dict(v.__dict__, failed=v.failed) for v in verdicts], indent=2)
 
 
-def render_junit(verdicts: list[Verdict]) -> str:
-    """JUnit XML, one test case per checked row, for CI dashboards."""
-    suite = ET.Element("testsuite", name="bench check", tests=str(len(verdicts)),
-                       failures=str(sum(v.failed for v in verdicts)),
+def render_junit(verdicts: list[Verdict],
+                 extra: list[tuple[str, bool, str, str]] = ()) -> str:
+    """JUnit XML, one test case per checked row, for CI dashboards; ``extra`` are more cases
+    as (name, failed, status, text) (the experiments' claims)."""
+    suite = ET.Element("testsuite", name="bench check", tests=str(len(verdicts) + len(extra)),
+                       failures=str(sum(v.failed for v in verdicts) + sum(e[1] for e in extra)),
                        skipped=str(sum(v.status in (UNCHECKED, MODIFIED) for v in verdicts)))
+    for name, failed, status, text in extra:
+        case = ET.SubElement(suite, "testcase", classname="bench.check.claims", name=name)
+        ET.SubElement(case, "failure" if failed else "system-out",
+                      **({"message": status} if failed else {})).text = text
     for v in verdicts:
         case = ET.SubElement(suite, "testcase", classname="bench.check", name=v.name)
         if not v.judged:
