@@ -266,6 +266,10 @@ class ResNet(HybridBlock):
     ``stage_channels`` are the output channels of each stage before ``width_factor``;
     ``stem_width`` is the stem's width (its output for ``conv7``/``cifar``, half of it for
     the deep stem, whose last conv doubles it as in Bag of Tricks).
+
+    With stochastic depth (``survival_prob_last`` < 1) :meth:`hybridize` leaves the path down
+    to the units imperative, so that dropped branches are skipped, and :meth:`export` writes
+    the test-time graph.
     """
 
     def __init__(self, *, block: BlockKind, layers: Sequence[int], stage_channels: Sequence[int],
