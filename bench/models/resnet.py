@@ -42,6 +42,7 @@ from typing import Literal, Sequence
 from bench._mxnet import require_mxnet
 
 mx = require_mxnet()
+from mxnet import autograd  # noqa: E402
 from mxnet.gluon import HybridBlock, nn  # noqa: E402
 
 BlockKind = Literal["basic", "bottleneck"]
@@ -93,6 +94,13 @@ class ResidualUnit(HybridBlock):
     mini-batch with probability ``1 - survival`` (the unit is then the identity map of its
     shortcut); at test time the branch is scaled by ``survival`` (Huang et al. 2016, eq. 5).
 
+    Run on NDArrays (also hybridized: :meth:`ResNet.hybridize` keeps the units' ancestors
+    imperative), a dropped branch is not computed at all, which is where the paper's
+    training-time saving comes from, and a kept one is not multiplied by anything (a broadcast
+    multiply in the graph cost 25 % of a step on CPU). Traced into a Symbol (export, analysis)
+    the branch is multiplied by a Dropout gate: 1 or 0 per mini-batch when the graph runs in
+    training, ``survival`` at test time.
+
     ``bypassed = True`` removes the branch for lesion studies (Veit et al. 2016): the unit
     then outputs its shortcut (ReLU'd for post-activation units), and a plain unit that keeps
     the shape outputs its input. A hybridized net caches its graph, so after flipping it call
@@ -108,6 +116,7 @@ class ResidualUnit(HybridBlock):
         self._preact_flag = preact
         self._preact_shortcut = preact_shortcut
         self._survival = survival
+        self._ungated = False  # a kept unit in training: the branch as it is (see forward)
         self._dtype = "float32"
         self._residual = shortcut != "none"
         self._changes_shape = stride != 1 or in_channels != channels
@@ -189,15 +198,25 @@ class ResidualUnit(HybridBlock):
         self._bypassed = bool(value)
 
     def _bypass_forward(self, F, x):
-        """What the unit computes without its residual branch (the normal path's shortcut)."""
-        if not self._residual:
-            return x
-        if self.preact is None:
-            identity = x if self.shortcut is None else self.shortcut(x)
-            return F.Activation(identity, act_type="relu")
-        if self.shortcut is None:
-            return x
-        return self.shortcut(self.preact(x) if self._preact_shortcut else x)
+        """What the unit computes without its residual branch: its shortcut path, or for a
+        plain unit (which has none) its input."""
+        return self._shortcut_path(F, x) if self._residual else x
+
+    def forward(self, x, *args):
+        """Stochastic depth on NDArrays: in training a dropped unit runs only its shortcut path
+        and a kept one its full graph (cached if hybridized) without any gate; at test time the
+        sub-blocks run with the branch scaled by ``survival``."""
+        if self._survival == 1.0 or not isinstance(x, mx.nd.NDArray):
+            return super().forward(x, *args)
+        if not autograd.is_training():
+            return self.hybrid_forward(mx.nd, x)
+        if self._drops(x):
+            return self._dropped(x)
+        self._ungated = True  # also while the cached graph is traced, on the first call
+        try:
+            return super().forward(x)
+        finally:
+            self._ungated = False
 
     def hybrid_forward(self, F, x):
         if self._bypassed:
@@ -215,22 +234,66 @@ class ResidualUnit(HybridBlock):
             branch = self.body(pre)
             if identity is None:
                 identity = x if self.shortcut is None else self.shortcut(source)
-        if self._survival < 1.0:
-            branch = F.broadcast_mul(branch, self._gate(F, branch))
+        if self._survival < 1.0 and not self._ungated:
+            branch = (branch * self._survival if F is mx.nd
+                      else F.broadcast_mul(branch, self._gate(F)))
         out = branch + identity if self._residual else branch
         return out if self._preact_flag else F.Activation(out, act_type="relu")
 
+    def _shortcut_path(self, F, x):
+        """The unit's output without its residual branch: the shortcut (identity, option-A
+        pad or projection; pre-activated if the projection reads the pre-activation), then
+        the post-addition ReLU of a v1 unit. Only the shortcut's layers run."""
+        source = x
+        if self.shortcut is not None and self.preact is not None and self._preact_shortcut:
+            source = self.preact(x)
+        identity = x if self.shortcut is None else self.shortcut(source)
+        return identity if self._preact_flag else F.Activation(identity, act_type="relu")
+
+    def _skipped_blocks(self) -> list:
+        """The sub-blocks :meth:`_shortcut_path` does not run."""
+        reads_preact = self.shortcut is not None and self._preact_shortcut
+        return [self.body] + ([self.preact] if self.preact is not None and not reads_preact
+                              else [])
+
+    def _drops(self, x) -> bool:
+        """One keep/drop draw for the mini-batch from MXNet's generator (``mx.random.seed``
+        replays it); the only host sync it costs is this scalar."""
+        draw = mx.nd.random.uniform(ctx=x.context).asscalar()
+        return bool(draw >= self._survival)
+
+    def _dropped(self, x):
+        """A dropped unit in training: its shortcut path, the branch not run. The skipped
+        parameters get an exactly zero, fresh gradient, as in Huang et al.'s Torch code
+        (momentum and weight decay still act on them, and ``Trainer.step`` sees no stale
+        gradient)."""
+        if autograd.is_recording():
+            self._zero_skipped_grads(x.context)
+        return self._shortcut_path(mx.nd, x)
+
+    def _zero_skipped_grads(self, ctx) -> None:
+        """Written directly, not by autograd: tying a zero to the unit's output costs a
+        broadcast reduction in backward, about half of a kept unit's time on CPU. Backward
+        leaves these gradients alone, as the parameters are not in its graph."""
+        with autograd.pause():
+            for block in self._skipped_blocks():
+                for param in block.collect_params().values():
+                    if param.grad_req == "null":
+                        continue
+                    if param.grad_req == "write":  # "add" accumulates: adding 0 is a no-op
+                        param.grad(ctx)[:] = 0
+                    param.data(ctx)._fresh_grad = True  # what autograd sets for Trainer.step
+
     def cast(self, dtype):
-        self._dtype = dtype  # the gate is built from scratch, so it needs the net's dtype
+        self._dtype = dtype  # the symbolic gate is built from scratch, so it needs the dtype
         super().cast(dtype)
 
-    def _gate(self, F, branch):
-        """1 or 0 per mini-batch in training, ``survival`` at test time (Dropout's two modes)."""
+    def _gate(self, F):
+        """A symbolic graph's branch scale: Dropout is 1 or 0 per mini-batch when the graph
+        runs in training and ``survival`` at test time (the graph :meth:`ResNet.export`
+        writes)."""
         # Not sliced out of `branch`: slicing a oneDNN-layout tensor crashed MXNet 1.9.1 (SIGFPE).
-        if F is mx.nd:
-            one = F.ones((1, 1, 1, 1), ctx=branch.context, dtype=branch.dtype)
-        else:
-            one = F.ones((1, 1, 1, 1), dtype=self._dtype)
+        one = F.ones((1, 1, 1, 1), dtype=self._dtype)
         return F.Dropout(one, p=1.0 - self._survival) * self._survival
 
 
@@ -240,6 +303,10 @@ class ResNet(HybridBlock):
     ``stage_channels`` are the output channels of each stage before ``width_factor``;
     ``stem_width`` is the stem's width (its output for ``conv7``/``cifar``, half of it for
     the deep stem, whose last conv doubles it as in Bag of Tricks).
+
+    With stochastic depth (``survival_prob_last`` < 1) :meth:`hybridize` leaves the path down
+    to the units imperative, so that dropped branches are skipped, and :meth:`export` writes
+    the test-time graph.
     """
 
     def __init__(self, *, block: BlockKind, layers: Sequence[int], stage_channels: Sequence[int],
@@ -317,6 +384,41 @@ class ResNet(HybridBlock):
     def hybrid_forward(self, F, x):
         return self.output(self.features(x))
 
+    def hybridize(self, active: bool = True, **kwargs) -> None:
+        """Hybridize as Gluon does; with stochastic depth, the ancestors of the units that can
+        be dropped (this net, ``features``, the stages) stay imperative, so that each unit
+        decides per mini-batch whether to run its branch (a static graph of the whole net would
+        compute every branch). Everything below them (stem layers, each unit, the classifier)
+        is hybridized with ``kwargs``."""
+        super().hybridize(active, **kwargs)
+        if active:
+            for block in _stochastic_depth_path(self):
+                if not isinstance(block, ResidualUnit):
+                    block._active = False
+                    block._clear_cached_op()
+
+    def export(self, path: str, epoch: int = 0, remove_amp_cast: bool = True) -> None:
+        """Gluon's export. A stochastic-depth net writes its test-time graph (Huang eq. 5:
+        each branch scaled by its survival probability, through a Dropout gate that would drop
+        whole branches only if the graph were run in training mode) and needs no forward pass
+        first, since it is never hybridized as a whole."""
+        if not _stochastic_depth_path(self):
+            return super().export(path, epoch, remove_amp_cast)
+        sym = self(mx.sym.var("data"))
+        sym.save(f"{path}-symbol.json", remove_amp_cast=remove_amp_cast)
+        args, aux = set(sym.list_arguments()), set(sym.list_auxiliary_states())
+        saved = {f"{'arg' if p.name in args else 'aux'}:{p.name}":
+                 p.data(p.list_ctx()[0]).as_in_context(mx.cpu())
+                 for p in self.collect_params().values() if p.name in args | aux}
+        mx.nd.save(f"{path}-{epoch:04d}.params", saved)
+
+
+def _stochastic_depth_path(block) -> list:
+    """``block`` and its descendants that are, or contain, a unit with survival < 1."""
+    below = [b for child in block._children.values() for b in _stochastic_depth_path(child)]
+    own = isinstance(block, ResidualUnit) and block._survival < 1.0
+    return [block] + below if own or below else []
+
 
 def _validate(block, layers, stage_channels, stem, shortcut, stride_on, survival_last, dropout,
               block_dropout) -> None:
@@ -330,6 +432,8 @@ def _validate(block, layers, stage_channels, stem, shortcut, stride_on, survival
                                                    f"not {shortcut!r}"),
         (stride_on in ("1x1", "3x3"), f"stride_on must be '1x1' or '3x3', not {stride_on!r}"),
         (0.0 < survival_last <= 1.0, f"survival_prob_last must be in (0, 1], not {survival_last}"),
+        (survival_last == 1.0 or shortcut != "none",
+         "stochastic depth drops residual branches: survival_prob_last < 1 needs shortcuts"),
         (0.0 <= dropout < 1.0 and 0.0 <= block_dropout < 1.0, "dropout rates must be in [0, 1)"),
     ]
     for ok, message in checks:

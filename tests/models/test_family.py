@@ -163,7 +163,8 @@ def test_classifier_dropout_is_inactive_at_test_time(mx):
 
 @pytest.mark.parametrize("overrides, fragment", [
     (dict(shortcut="E"), "shortcut must be"), (dict(survival_prob_last=0.0), "survival"),
-    (dict(stride_on="7x7"), "stride_on"), (dict(dropout=1.5), "dropout")])
+    (dict(stride_on="7x7"), "stride_on"), (dict(dropout=1.5), "dropout"),
+    (dict(shortcut="none", survival_prob_last=0.5), "needs shortcuts")])
 def test_bad_flag_values_are_one_line_errors(overrides, fragment):
     with pytest.raises(BenchError, match=fragment) as err:
         get_model("resnet18_v1", **overrides)
