@@ -37,6 +37,9 @@ def experiments(pattern: str) -> None:
 @click.option("--seeds", type=click.IntRange(min=1), default=None, metavar="N",
               help="Run the first N of the experiment's seeds (more than it lists: the next "
                    "integers after its last).")
+@click.option("--seed", "only_seeds", type=int, multiple=True, metavar="K",
+              help="Run only seed K of the experiment's (repeatable): e.g. one seed per machine "
+                   "or process; `bench record` merges the folders' seeds.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe value for every network (repeatable), e.g. "
                    "--set schedule.epochs=10.")
@@ -45,8 +48,9 @@ def experiments(pattern: str) -> None:
                                       "OUT/NAME/ (a rerun continues it).")
 @loader_workers
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def experiment(name: str, quick: bool, seeds: int | None, overrides: tuple[str, ...], out: Path,
-               loader_workers: int, no_progress: bool) -> None:
+def experiment(name: str, quick: bool, seeds: int | None, only_seeds: tuple[int, ...],
+               overrides: tuple[str, ...], out: Path, loader_workers: int,
+               no_progress: bool) -> None:
     """Train every network of experiment NAME (`bench experiments`) with each seed, measure
     it, write OUT/NAME/README.md with the claims table and the figures, and print the verdicts.
     Killed, it continues where it stopped when run again. `bench record OUT/NAME` adds a full
@@ -60,7 +64,7 @@ def experiment(name: str, quick: bool, seeds: int | None, overrides: tuple[str, 
     e = load_experiment(name)
     if quick:
         e = e.quick_version()
-    e = with_changes(e, seeds, overrides)
+    e = with_changes(e, seeds, overrides, only_seeds)
     check_writable_dir(out, "--out")
     report = lambda line: click.echo(line, err=True)
     exp_dir = run_experiment(e, Options(out=out, progress=not no_progress,

@@ -114,17 +114,26 @@ def _check_config(exp_dir: Path, experiment: Experiment) -> None:
     atomic_write_text(path, json.dumps(config, indent=2))
 
 
-def with_changes(experiment: Experiment, seeds: int | None, overrides: tuple[str, ...] | list[str]
-                 ) -> Experiment:
-    """``--seeds N`` (the first N seeds, extended by the integers after the last) and ``--set``
-    (recipe overrides for every network, checked now by building each network's recipe)."""
+def with_changes(experiment: Experiment, seeds: int | None, overrides: tuple[str, ...] | list[str],
+                 only: tuple[int, ...] | list[int] = ()) -> Experiment:
+    """``--seeds N`` (the first N seeds, extended by the integers after the last), ``--seed K``
+    (only those of them) and ``--set`` (recipe overrides for every network, checked now by
+    building each network's recipe)."""
     import dataclasses
+    from bench.errors import did_you_mean
     from bench.recipes.loader import parse_override
+    have = list(experiment.seeds)
     if seeds is not None:
-        have = list(experiment.seeds)
         while len(have) < seeds:
             have.append(max(have) + 1)
-        experiment = dataclasses.replace(experiment, seeds=tuple(have[:seeds]))
+        have = have[:seeds]
+    for k in only:
+        if k not in have:
+            raise BenchError(f"--seed {k}: {experiment.name} runs seeds "
+                             f"{', '.join(map(str, have))}{did_you_mean(str(k), map(str, have))}")
+    if only:
+        have = [k for k in have if k in only]
+    experiment = dataclasses.replace(experiment, seeds=tuple(have))
     if overrides:
         merged = dict(experiment.overrides)
         for item in overrides:
