@@ -178,6 +178,13 @@ def test_record_table_and_check_gate_the_claims(finished, tmp_path, monkeypatch)
     assert "FAILED tiny / impossible: contradicted" in got.output
     assert "unresolved tiny / cannot_tell" in got.output and "one epoch cannot tell" in got.output
     assert "ok tiny / depth_is_all_units: shown" in got.output
+    got = runner.invoke(cli, ["check", "tiny", "-f", "json", "--results-dir", str(results)])
+    claims = {c["name"]: c for c in json.loads(got.output)}
+    assert got.exit_code == 1 and claims["tiny / impossible"]["failed"] is True
+    assert claims["tiny / cannot_tell"]["status"] == "unresolved"
+    got = runner.invoke(cli, ["check", "tiny", "-f", "junit", "--results-dir", str(results)])
+    assert got.exit_code == 1 and 'failures="1"' in got.output
+    assert '<failure message="contradicted">' in got.output
     # Without the contradicted claim the same measurements pass.
     start = text.index('[[claims]]\nid = "impossible"')
     end = text.index("[[claims]]", start + 1)
