@@ -50,8 +50,8 @@ def measure(experiment: Experiment, network: str, seed: int, run_dir: Path,
     from bench.recipes.loader import recipe_from_dict
     from bench.analysis import clean_error
     mx = require_mxnet()
-    recipe = recipe_from_dict(json.loads((run_dir / "recipe.json").read_text()),
-                              str(run_dir / "recipe.json"))
+    recipe_dict = json.loads((run_dir / "recipe.json").read_text())
+    recipe = recipe_from_dict(recipe_dict, str(run_dir / "recipe.json"))
     spec = data_spec(recipe)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
@@ -78,7 +78,7 @@ def measure(experiment: Experiment, network: str, seed: int, run_dir: Path,
                      "iterations": metrics["iterations"], "epochs_done": metrics["epochs_done"],
                      "complete": metrics["complete"], "train_time_s": metrics["train_time_s"],
                      "partial_test_err": partial["top1_err"] if partial else None,
-                     "recipe": json.loads((run_dir / "recipe.json").read_text()),
+                     "recipe": recipe_dict,
                      "command": info.get("command"), "git": info.get("git"),
                      "versions": info.get("versions"), "hardware": info.get("hardware"),
                      "date": info.get("date")}}
@@ -113,16 +113,11 @@ def model_facts(net) -> dict[str, Any]:
     units' survival probabilities as built: Huang et al.'s (3L - 1) / 4 for p_L = 0.5 is the
     closed form a claim checks this against)."""
     from bench.analysis import units
+    from bench.analysis.graph import blocks as all_blocks
     from bench.models.resnet import ResidualUnit
-    blocks = [b for b in _walk(net) if isinstance(b, ResidualUnit)]
+    blocks = [b for b in all_blocks(net) if isinstance(b, ResidualUnit)]
     return {"units": len(units(net)),
             "expected_depth": float(sum(getattr(b, "_survival", 1.0) for b in blocks))}
-
-
-def _walk(block):
-    yield block
-    for child in block._children.values():
-        yield from _walk(child)
 
 
 def responses(net, spec, images: int, ctx) -> dict[str, Any]:
