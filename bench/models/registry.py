@@ -14,6 +14,8 @@ numbers.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import importlib
 import inspect
 import re
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ class ModelSpec:
     classes: int = 1000
     gluoncv: str | None = None
     aliases: tuple[str, ...] = field(default=())
+    arch: str = "resnet"
 
     @property
     def dataset(self) -> str:
@@ -42,6 +45,16 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+
+# ModelSpec.arch -> the HybridBlock class that builds it ("module:Class", imported on first use
+# so that listing the registry needs no MXNet). One family, one module beside resnet.py.
+ARCHITECTURES: dict[str, str] = {
+    "resnet": "bench.models.resnet:ResNet",
+    "dpn": "bench.models.dpn:DPN",
+    "res2net": "bench.models.res2net:Res2Net",
+    "fractalnet": "bench.models.fractalnet:FractalNet",
+    "merge_and_run": "bench.models.merge_and_run:MergeAndRun",
+}
 
 IMAGENET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
                    152: (3, 8, 36, 3)}
@@ -53,11 +66,14 @@ BOT = "He et al. 2018 (Bag of Tricks), arXiv:1812.01187"
 
 
 def _register(name: str, family: str, depth: int, source: str, *, gluoncv: bool = False,
-              input_size: int = 224, classes: int = 1000, **flags: Any) -> None:
+              input_size: int = 224, classes: int = 1000, arch: str = "resnet",
+              **flags: Any) -> None:
     if name in _REGISTRY:
         raise RuntimeError(f"model {name!r} registered twice")
+    if arch not in ARCHITECTURES:
+        raise RuntimeError(f"model {name!r}: unknown arch {arch!r}")
     _REGISTRY[name] = ModelSpec(name, family, depth, source, flags, input_size, classes,
-                                gluoncv=name if gluoncv else None)
+                                gluoncv=name if gluoncv else None, arch=arch)
 
 
 def _imagenet(name: str, depth: int, source: str, layers: tuple[int, ...] | None = None,
@@ -115,6 +131,10 @@ def _build_registry() -> None:
         _imagenet(f"plain{d}_v1", d, f"{HE2015} Table 2, plain net", family="plain",
                   shortcut="none")
     _build_cifar_registry()
+    _build_dpn_registry()
+    _build_res2net_registry()
+    _build_fractalnet_registry()
+    _build_merge_and_run_registry()
 
 
 def _build_cifar_registry() -> None:
@@ -172,6 +192,31 @@ def _build_cifar_registry() -> None:
               "p_L = 0.5)", family="stochastic depth", stride_on="3x3", survival_prob_last=0.5)
 
 
+def _build_dpn_registry() -> None:
+    """Dual Path Networks (Chen et al. 2017): bench/models/dpn.py."""
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def _build_res2net_registry() -> None:
+    """Res2Net (Gao et al. 2019): bench/models/res2net.py."""
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def _build_fractalnet_registry() -> None:
+    """FractalNet (Larsson et al. 2016): bench/models/fractalnet.py."""
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def _build_merge_and_run_registry() -> None:
+    """Merge-and-Run / deep fusion nets (Zhao et al. 2016): bench/models/merge_and_run.py."""
+
+
 # Other schemes' names -> ours. One table; each entry's comment is where the name comes from.
 ALIASES: dict[str, str] = {
     # timm (timm/models/resnet.py): resnet50 is v1b; c = deep stem; d = deep stem + avg down
@@ -200,6 +245,10 @@ ALIASES: dict[str, str] = {
     "ResNet-164": "cifar_resnet164_v2", "ResNet-1001": "cifar_resnet1001_v2",
     "ResNet-200 (pre-act)": "resnet200_v2",
     "WRN-16-8": "cifar_wrn16_8", "WRN-28-10": "cifar_wrn28_10", "WRN-40-4": "cifar_wrn40_4",
+    # --- DPN ---
+    # --- Res2Net ---
+    # --- FractalNet ---
+    # --- Merge-and-Run ---
 }
 
 
@@ -245,24 +294,43 @@ def _natural_key(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
+def constructor(name: str) -> type:
+    """The HybridBlock class that builds the registered network ``name``."""
+    return _arch_class(get_spec(name).arch)
+
+
+@functools.lru_cache(maxsize=None)
+def _arch_class(arch: str) -> type:
+    module, cls = ARCHITECTURES[arch].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def constructor_defaults(name: str) -> dict[str, Any]:
+    """The keyword defaults of ``name``'s constructor (``None`` defaults left out): what a
+    recipe's ``[network_args]`` may override, with the type each one takes."""
+    params = inspect.signature(constructor(name).__init__).parameters
+    return {k: p.default for k, p in params.items()
+            if p.default is not inspect.Parameter.empty and p.default is not None}
+
+
 def model_flags(name: str, **overrides: Any) -> dict[str, Any]:
     """The constructor flags of a registered net with ``overrides`` applied (checked)."""
     spec = get_spec(name)
     flags = {"classes": spec.classes, **spec.flags}
-    from bench.models.resnet import ResNet
-    allowed = set(inspect.signature(ResNet.__init__).parameters) - {"self", "kwargs"}
+    params = inspect.signature(constructor(name).__init__).parameters
+    allowed = set(params) - {"self", "kwargs"}
     for key in overrides:
         if key not in allowed:
-            raise BenchError(f"unknown model option {key!r}{did_you_mean(key, allowed)}")
+            raise BenchError(f"unknown model option {key!r} for {spec.name}"
+                             f"{did_you_mean(key, allowed)}")
     flags.update(overrides)
     return flags
 
 
 def get_model(name: str, **overrides: Any):
     """Build a registered network (random init not done: call ``net.initialize()``)."""
-    from bench.models.resnet import ResNet
     flags = model_flags(name, **overrides)
     try:
-        return ResNet(prefix=f"{resolve_name(name)}_", **flags)
+        return constructor(name)(prefix=f"{resolve_name(name)}_", **flags)
     except ValueError as exc:
         raise BenchError(f"bad option for {name}: {exc}") from None

@@ -137,7 +137,7 @@ def build_recipe(name: str, raw: dict[str, Any], where: str) -> Recipe:
         elif key == "network_args":
             if not isinstance(value, dict):
                 raise BenchError(f"{where}: [network_args] must be a table")
-            kwargs[key] = _check_network_args(value, where)
+            kwargs[key] = _check_network_args(value, str(raw["network"]), where)
         elif key in ("notes", "tags"):
             kwargs[key] = tuple(_check_type(f"{key}", value, tuple[str, ...], where))
         else:
@@ -287,12 +287,13 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else f"{text[:16]}...{text[-8:]} ({len(text)} characters)"
 
 
-def _check_network_args(values: dict[str, Any], where: str) -> dict[str, Any]:
+def _check_network_args(values: dict[str, Any], network: str, where: str) -> dict[str, Any]:
     """[network_args] values of the right type and range. Their names are checked against the
     network's constructor (:func:`bench.models.model_flags`); their values here: each takes the
     type of its default, and every numeric option of :class:`bench.models.resnet.ResNet` is a
-    count (an int >= 1: classes, in_channels, widths) or a probability (a float in [0, 1])."""
-    defaults = _network_defaults()
+    count (an int >= 1: classes, in_channels, widths) or a probability (a float in [0, 1]);
+    the other families' constructors keep to the same rule."""
+    defaults = _network_defaults(network)
     out = {}
     for name, value in values.items():
         key = f"network_args.{name}"
@@ -309,12 +310,13 @@ def _check_network_args(values: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def _network_defaults() -> dict[str, Any]:
-    import inspect
-    from bench.models.resnet import ResNet
-    return {name: p.default for name, p in inspect.signature(ResNet.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty and p.default is not None}
+@functools.lru_cache(maxsize=None)
+def _network_defaults(network: str) -> dict[str, Any]:
+    from bench.models.registry import constructor_defaults, resolve_name
+    try:
+        return constructor_defaults(resolve_name(network))
+    except BenchError:
+        return {}  # an unknown network is reported by _check_network, with close matches
 
 
 def _check_network(recipe: Recipe, where: str) -> None:

@@ -34,7 +34,7 @@ def test_paper_variants_beyond_gluoncv_are_registered(name):
     assert get_spec(name).source
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", [n for n in ALL if get_spec(n).arch == "resnet"])
 def test_depth_matches_the_stage_layout(name):
     spec = get_spec(name)
     per_unit = 2 if spec.flags.get("block", "basic") == "basic" else 3
@@ -75,3 +75,16 @@ def test_list_models_filters_by_pattern_and_alias():
 def test_unknown_override_is_rejected_with_a_suggestion():
     with pytest.raises(BenchError, match="did you mean: dropout"):
         model_flags("resnet18_v1", dropuot=0.5)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_network_builds_with_its_architecture_class(name):
+    from bench.models.registry import ARCHITECTURES, constructor
+    module, cls = ARCHITECTURES[get_spec(name).arch].split(":")
+    assert constructor(name).__name__ == cls and constructor(name).__module__ == module
+
+
+def test_an_option_of_another_family_is_refused_with_the_network_named():
+    with pytest.raises(BenchError, match="unknown model option 'cardinalty' for resnet50_v1d.*"
+                                         "cardinality"):
+        model_flags("resnet50_v1d", cardinalty=2)
