@@ -7,6 +7,10 @@ the table's entries keyed by (network, recipe, dataset, protocol), adds the netw
 and GMACs as bench.models.profile counts them at the recipe's input size, and copies the
 descriptions of the recipe codes from the reference notes when they are present.
 
+Rows for the networks beside the ResNet family (DPN, FractalNet, Merge-and-Run) come from the
+project's own copy of their sources' numbers, scripts/reference/other_networks.toml, in the same
+row format.
+
     python scripts/build_published.py [--shared ../shared/reference/published.toml]
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ from bench.recipes import list_recipes, load_recipe  # noqa: E402
 from bench.results.published import SCHEMA  # noqa: E402
 from bench.results.reeval import WEIGHTS_TOLERANCE, weights_protocol  # noqa: E402
 
+OTHER_NETWORKS = ROOT / "scripts" / "reference" / "other_networks.toml"
 OWN_CODES = {"BENCH-DIGITS": "resnet-bench's embedded default run (recipes/digits_resnet.toml): "
                              "an acceptance target, not a publication."}
 
@@ -278,21 +283,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path,
                         default=ROOT.parent / "shared" / "reference" / "published.toml")
+    parser.add_argument("--other", type=Path, default=OTHER_NETWORKS)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "published.toml")
     args = parser.parse_args()
     items = entries()
-    if args.shared.is_file():
-        covered = {(i["network"], i.get("recipe_code"), i.get("top1_err")) for i in items}
-        extra, left_out = external_entries(args.shared, covered)
-        items += extra
-        print(f"{len(extra)} entries from published rows without a shipped recipe; "
-              f"{len(left_out)} models not in this suite's zoo left out: "
-              + "; ".join(left_out))
-    elif args.out.is_file():  # keep the rows built earlier from the reference notes
+    other_codes = set(tomllib.loads(args.other.read_text()).get("recipes", {}))
+    if not args.shared.is_file() and args.out.is_file():
+        # keep the rows built earlier from the reference notes (not those rebuilt below)
         previous = tomllib.loads(args.out.read_text()).get("published", [])
         shipped = set(list_recipes())
-        items += [p for p in previous if p["recipe"] not in shipped]
+        items += [p for p in previous if p["recipe"] not in shipped
+                  and p.get("recipe_code") not in other_codes]
+    for notes in (args.shared, args.other):
+        if not notes.is_file():
+            continue
+        covered = {(i["network"], i.get("recipe_code"), i.get("top1_err")) for i in items}
+        extra, left_out = external_entries(notes, covered)
+        items += extra
+        print(f"{notes.name}: {len(extra)} entries from published rows without a shipped "
+              f"recipe; {len(left_out)} models not in this suite's zoo left out: "
+              + "; ".join(left_out))
     codes = recipe_codes(args.shared, {i.get("recipe_code", "") for i in items}, args.out)
+    codes.update({c: d for c, d in tomllib.loads(args.other.read_text())["recipes"].items()
+                  if c in {i.get("recipe_code") for i in items}})
+    codes = dict(sorted(codes.items()))
     args.out.write_text(render(items, codes))
     print(f"wrote {args.out}: {len(items)} entries, {len(codes)} recipe codes")
 
