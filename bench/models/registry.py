@@ -215,6 +215,19 @@ def _build_fractalnet_registry() -> None:
 
 def _build_merge_and_run_registry() -> None:
     """Merge-and-Run / deep fusion nets (Zhao et al. 2016): bench/models/merge_and_run.py."""
+    zhao = "Zhao et al. 2016 (DFN-MR), arXiv:1611.07718; zlmzju/fusenet@659e6bf README results"
+    code = "zlmzju/fusenet@659e6bf network/cross.py CrossNet"
+    for name, depth, blocks, k, params, note in (
+            ("cifar_dfn_mr1", 56, 9, 1, "1.7M", ""),
+            ("cifar_dfn_mr2", 32, 5, 4, "14.9M", ""),
+            ("cifar_dfn_mr3", 50, 8, 4, "24.8M",
+             "; the code's net has 24.15M, 2.6 % fewer: we build the code's")):
+        _register(name, "merge-and-run", depth,
+                  f"{zhao} table (DFN-MR{name[-1]}: depth {depth}, {params}); {code} "
+                  f"--depth={12 * blocks + 2} --widen-factor={k} ({blocks} blocks a stage; "
+                  f"the flags are our reading of the table){note}",
+                  input_size=32, classes=10, arch="merge_and_run", layers=(blocks,) * 3,
+                  stage_channels=(16, 32, 64), width_factor=k)
 
 
 # Other schemes' names -> ours. One table; each entry's comment is where the name comes from.
@@ -249,6 +262,8 @@ ALIASES: dict[str, str] = {
     # --- Res2Net ---
     # --- FractalNet ---
     # --- Merge-and-Run ---
+    # zlmzju/fusenet README / Zhao et al. 2016 (arXiv:1611.07718) names
+    **{f"DFN-MR{i}": f"cifar_dfn_mr{i}" for i in (1, 2, 3)},
 }
 
 

@@ -104,6 +104,10 @@ CAFFE = "KaimingHe/deep-residual-networks@a7026cb prototxt/ResNet-{}-deploy.prot
 CAFFE_HOW = ("counted from the prototxt (the paper's released model): conv and fc weights and "
              "biases (every conv sets bias_term: false{}), Scale gamma/beta; BatchNorm blobs "
              "are statistics. Ours is GluonCV's resnet{}_v1: +{} 1x1-conv biases{}")
+FUSENET = "zlmzju/fusenet@659e6bf network/cross.py"
+FUSENET_HOW = ("computed with mxnet==1.9.1 from that file and network/base.py (run under Python 3 "
+               "with set_blocks' `/` as Python 2's `//`): the sizes of the symbol's arguments "
+               "but data and the label, the sum its utility.cal_params prints")
 HE15 = "He et al. 2015 (arXiv:1512.03385)"
 HE15_HOW = "closed form of Table 1 (he2015_imagenet_params), option {}; the paper prints none"
 HE15_CIFAR = (f"{HE15} Sec. 4.2 (6n+2 layers, n units per stage) and Table 6 params, printed to "
@@ -215,4 +219,11 @@ SOURCE_LAYOUTS: dict[str, SourceLayout] = {
         f"computed with torch 2.14.1 from that file: resnet({d}, {k}, 10), parameters with "
         "requires_grad (its set_requires_grad_except_bn_)", classes=10)
        for d, k, count in ((16, 8, 10961370), (28, 10, 36479194), (40, 4, 8949210))},
+    # --- Merge-and-Run ---
+    **{f"DFN-MR{i}": SourceLayout(
+        f"{FUSENET} CrossNet(10, {plain}, {k}) (--depth={plain} --widen-factor={k})",
+        (blocks,) * 3, count, f"{FUSENET_HOW}; the README prints {printed}", classes=10)
+       for i, plain, k, blocks, count, printed in (
+           (1, 110, 1, 9, 1710426, "1.7M"), (2, 62, 4, 5, 14851402, "14.9M"),
+           (3, 98, 4, 8, 24151882, "24.8M, 2.6 % more than this code builds"))},
 }
