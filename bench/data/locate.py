@@ -15,7 +15,7 @@ from bench.data.spec import DataSpec, check_spec
 from bench.errors import BenchError
 from bench.files import check_names
 
-NO_DIR_DATASETS = ("digits", "digits16", "synthetic")
+NO_DIR_DATASETS = ("digits", "digits16", "mnist5k", "synthetic")
 
 _CIFAR = {
     "cifar10": {

