@@ -194,6 +194,24 @@ def _build_cifar_registry() -> None:
 
 def _build_dpn_registry() -> None:
     """Dual Path Networks (Chen et al. 2017): bench/models/dpn.py."""
+    chen = "Chen et al. 2017 (DPN), arXiv:1707.01629"
+    code = "cypw/DPNs@081328f settings/symbol_dpn-{}.py"
+    timm = "timm==1.0.31 timm/models/dpn.py {}"
+    for name, depth, k_r, groups, stem, layers, incs, extra in (
+            ("dpn68", 68, 128, 32, 10, (3, 4, 12, 3), (16, 32, 32, 64), dict(small=True)),
+            ("dpn68b", 68, 128, 32, 10, (3, 4, 12, 3), (16, 32, 32, 64),
+             dict(small=True, separate_c1x1=True)),
+            ("dpn92", 92, 96, 32, 64, (3, 4, 20, 3), (16, 32, 24, 128), {}),
+            ("dpn98", 98, 160, 40, 96, (3, 6, 20, 3), (16, 32, 32, 128), {}),
+            ("dpn107", 107, 200, 50, 128, (4, 8, 20, 3), (20, 64, 64, 128), {}),
+            ("dpn131", 131, 160, 40, 128, (4, 8, 28, 3), (16, 32, 32, 128), {})):
+        paper = "DPN-68b" if name == "dpn68b" else f"DPN-{depth}"
+        symbol = code.format("68_b" if name == "dpn68b" else depth)
+        _register(name, "dpn", depth,
+                  f"{chen} ({paper}); {symbol} (k_R {k_r}, G {groups}, k_sec {layers}, "
+                  f"inc_sec {incs}, conv1 {stem} channels); {timm.format(name)}",
+                  arch="dpn", layers=layers, increments=incs, k_r=k_r, groups=groups,
+                  stem_width=stem, **extra)
 
 
 # ------------------------------------------------------------------------------------------
@@ -259,6 +277,8 @@ ALIASES: dict[str, str] = {
     "ResNet-200 (pre-act)": "resnet200_v2",
     "WRN-16-8": "cifar_wrn16_8", "WRN-28-10": "cifar_wrn28_10", "WRN-40-4": "cifar_wrn40_4",
     # --- DPN ---
+    # cypw/DPNs@081328f README / Chen et al. 2017 (arXiv:1707.01629) names; timm's are ours
+    **{f"DPN-{d}": f"dpn{d}" for d in (68, 92, 98, 107, 131)},
     # --- Res2Net ---
     # --- FractalNet ---
     # --- Merge-and-Run ---
