@@ -20,7 +20,7 @@ This module builds what the authors' MXNet code builds: cypw/DPNs@081328f
   unless "small", bottleneck width r = k_r * 2^s and dense increment ``increments[s]``.
 * A stage's first block projects its input: BN-ReLU-conv1x1 (stride 1 in stage 1, "proj";
   stride 2 after, "down") to bw + 2 * inc channels, split into the residual path [:bw] and the
-  dense path [bw:] (so a stage's dense path starts at 2 * inc and ends at (k + 1) * inc). The
+  dense path [bw:] (so a stage's dense path starts at 2 * inc and ends at (k + 2) * inc). The
   first block's grouped 3x3 carries the same stride. The other blocks ("normal") add to the
   incoming residual path and extend the incoming dense path.
 * DPN-68b (``separate_c1x1``): the last 1x1 is BN-ReLU followed by two convs, r -> bw and
@@ -110,8 +110,10 @@ class DualPathBlock(HybridBlock):
                 self.c1x1_c = nn.HybridSequential(prefix="c1x1_c_")
                 with self.c1x1_c.name_scope():
                     self.c1x1_c.add(*_bn_relu(mid_channels))
-                self.c1x1_c1 = _conv(mid_channels, res_channels, 1)
-                self.c1x1_c2 = _conv(mid_channels, inc, 1)
+                self.c1x1_c1 = nn.Conv2D(res_channels, 1, use_bias=False,
+                                         in_channels=mid_channels, prefix="c1x1_c1_")
+                self.c1x1_c2 = nn.Conv2D(inc, 1, use_bias=False, in_channels=mid_channels,
+                                         prefix="c1x1_c2_")
             else:
                 self.c1x1_c = _bn_relu_conv(mid_channels, res_channels + inc, 1,
                                             prefix="c1x1_c_")

@@ -108,6 +108,11 @@ FUSENET = "zlmzju/fusenet@659e6bf network/cross.py"
 FUSENET_HOW = ("computed with mxnet==1.9.1 from that file and network/base.py (run under Python 3 "
                "with set_blocks' `/` as Python 2's `//`): the sizes of the symbol's arguments "
                "but data and the label, the sum its utility.cal_params prints")
+DPN_TIMM = "timm==1.0.31 timm/models/dpn.py"
+DPN_TIMM_HOW = ("computed with timm==1.0.31 (torch 2.14.1): sum of numel of timm.create_model({!r})"
+                ".parameters() (all require grad; BN statistics are buffers). The authors' "
+                "cypw/DPNs@081328f symbol_dpn-{}.py builds the same layers; rwightman/"
+                "pytorch-dpn-pretrained's README prints {} M (the port of their weights)")
 HE15 = "He et al. 2015 (arXiv:1512.03385)"
 HE15_HOW = "closed form of Table 1 (he2015_imagenet_params), option {}; the paper prints none"
 HE15_CIFAR = (f"{HE15} Sec. 4.2 (6n+2 layers, n units per stage) and Table 6 params, printed to "
@@ -219,6 +224,13 @@ SOURCE_LAYOUTS: dict[str, SourceLayout] = {
         f"computed with torch 2.14.1 from that file: resnet({d}, {k}, 10), parameters with "
         "requires_grad (its set_requires_grad_except_bn_)", classes=10)
        for d, k, count in ((16, 8, 10961370), (28, 10, 36479194), (40, 4, 8949210))},
+    # --- DPN ---
+    **{f"DPN-{d}": SourceLayout(f"{DPN_TIMM} dpn{d} (k_sec {stages})", stages, count,
+                                DPN_TIMM_HOW.format(f"dpn{d}", d, printed))
+       for d, stages, count, printed in (
+           (68, (3, 4, 12, 3), 12611602, "12.61"), (92, (3, 4, 20, 3), 37668392, "37.67"),
+           (98, (3, 6, 20, 3), 61570728, "61.57"), (107, (4, 8, 20, 3), 86917800, "86.92"),
+           (131, (4, 8, 28, 3), 79254504, "79.25"))},
     # --- Merge-and-Run ---
     **{f"DFN-MR{i}": SourceLayout(
         f"{FUSENET} CrossNet(10, {plain}, {k}) (--depth={plain} --widen-factor={k})",
@@ -226,4 +238,12 @@ SOURCE_LAYOUTS: dict[str, SourceLayout] = {
        for i, plain, k, blocks, count, printed in (
            (1, 110, 1, 9, 1710426, "1.7M"), (2, 62, 4, 5, 14851402, "14.9M"),
            (3, 98, 4, 8, 24151882, "24.8M, 2.6 % more than this code builds"))},
+}
+
+# Published sizes of the DPNs, to the digits printed: params (M) in rwightman/pytorch-dpn-
+# pretrained's README (the authors' weights ported to PyTorch; transcribed in the project's seed
+# notes) and "GFLOPs" (multiply-adds, 224x224) in cypw/DPNs@081328f README's ImageNet-1k table.
+DPN_PUBLISHED: dict[str, tuple[float, float]] = {
+    "DPN-68": (12.61, 2.5), "DPN-92": (37.67, 6.5), "DPN-98": (61.57, 11.7),
+    "DPN-107": (86.92, 18.3), "DPN-131": (79.25, 16.0),
 }
