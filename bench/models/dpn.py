@@ -43,7 +43,8 @@ Where the two sources differ, and what we chose:
   parameters are the same.
 * Nothing else differs: with timm 1.0.31's random-init weights (BN statistics randomized)
   copied in order into ours, all six nets give timm's logits at 64x64 to within 1.3e-7
-  (``head_act="relu"``; ``"elu"`` against timm with its head act replaced by ``nn.ELU``).
+  (``head_act="relu"``; ``"elu"`` against timm with its head act replaced by ``nn.ELU``):
+  scripts/dpn_vs_timm.py, run where torch and timm are installed.
 * Counting: the nets have exactly timm 1.0.31's learnable parameters (tests/models/
   source_layouts.py). The authors' README "GFLOPs" (2.5 / 6.5 / 11.7 / 16.0 / 18.3 for DPN-68 /
   92 / 98 / 131 / 107) are multiply-adds: ours are 6.50 / 11.67 / 16.01 / 18.30 GMACs at 224;

@@ -147,7 +147,8 @@ def test_dpn68b_hybridizes_exports_reloads_and_trains_at_64(mx, tmp_path):
         loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()(net(x), mx.nd.array([0, 1]))
     loss.backward()
     params = _by_suffix(net)
-    for suffix in ("conv0_weight", "stage1_unit1_c1x1_w_conv0_weight", "stage4_unit3_c1x1_c2_weight"):
+    for suffix in ("conv0_weight", "stage1_unit1_c1x1_w_conv0_weight",
+                   "stage4_unit3_c1x1_c2_weight"):
         assert np.abs(params[suffix].grad().asnumpy()).sum() > 0, suffix
 
 
