@@ -201,6 +201,36 @@ def _build_dpn_registry() -> None:
 
 def _build_res2net_registry() -> None:
     """Res2Net (Gao et al. 2019): bench/models/res2net.py."""
+    gao = "Gao et al. 2019 (Res2Net), arXiv:1904.01169"
+    timm = "timm==1.0.31 timm/models/res2net.py"
+    ppcls = "PaddlePaddle/PaddleClas@d178931 ppcls/arch/backbone/model_zoo/res2net{}.py"
+    paddle_units = dict(stage_units="strided", pool_count_pad=False)
+    vd = dict(stem="deep", stem_width=32, shortcut="D")
+
+    def row(name: str, depth: int, source: str, **flags: Any) -> None:
+        _register(name, "res2net", depth, source, arch="res2net", layers=IMAGENET_LAYERS[depth]
+                  if depth != 200 else (3, 12, 48, 3), **flags)
+
+    for depth, w, s in ((50, 26, 4), (50, 48, 2), (50, 14, 8), (50, 26, 6), (50, 26, 8),
+                        (101, 26, 4)):
+        name = f"res2net{depth}_{w}w_{s}s"
+        row(name, depth, f"{gao} Table 1/2; {timm} {name}", base_width=w, scale=s)
+    row("res2next50", 50, f"{gao} Res2NeXt-50 (8 groups of width 4, scale 4); {timm} "
+        "res2next50", base_width=4, cardinality=8, scale=4)
+    for depth in (50, 101):
+        row(f"res2net{depth}_v1d_26w_4s", depth, f"{gao} with Bag of Tricks' ResNet-D stem and "
+            f"shortcut; {timm} res2net{depth}d", **vd)
+    # PaddleClas: same parameters, stage units only where the stride is 2 and a pool that
+    # excludes the padding (bench/models/res2net.py docstring); ResNet200_vd's 3/12/48/3 split.
+    for name, depth, w, s, flags, file in (
+            ("res2net50_26w_4s_paddle", 50, 26, 4, {}, ""),
+            ("res2net50_14w_8s_paddle", 50, 14, 8, {}, ""),
+            ("res2net50_v1d_26w_4s_paddle", 50, 26, 4, vd, "_vd"),
+            ("res2net101_v1d_26w_4s_paddle", 101, 26, 4, vd, "_vd"),
+            ("res2net200_v1d_26w_4s", 200, 26, 4, vd, "_vd")):
+        key = f"Res2Net{depth}{file}_{w}w_{s}s"
+        row(name, depth, f"{ppcls.format(file)} {key}", base_width=w, scale=s, **flags,
+            **paddle_units)
 
 
 # ------------------------------------------------------------------------------------------
@@ -260,6 +290,16 @@ ALIASES: dict[str, str] = {
     "WRN-16-8": "cifar_wrn16_8", "WRN-28-10": "cifar_wrn28_10", "WRN-40-4": "cifar_wrn40_4",
     # --- DPN ---
     # --- Res2Net ---
+    # timm (timm/models/res2net.py): d = deep stem 32 + avg-pool shortcut
+    "res2net50d": "res2net50_v1d_26w_4s", "res2net101d": "res2net101_v1d_26w_4s",
+    # PaddleClas (ppcls/arch/backbone/model_zoo/res2net.py, res2net_vd.py): its own stage units
+    "Res2Net50_26w_4s": "res2net50_26w_4s_paddle", "Res2Net50_14w_8s": "res2net50_14w_8s_paddle",
+    "Res2Net50_vd_26w_4s": "res2net50_v1d_26w_4s_paddle",
+    "Res2Net101_vd_26w_4s": "res2net101_v1d_26w_4s_paddle",
+    "Res2Net200_vd_26w_4s": "res2net200_v1d_26w_4s",
+    # Gao et al. 2019 (arXiv:1904.01169) Table 2 names
+    "Res2Net-50": "res2net50_26w_4s", "Res2NeXt-50": "res2next50",
+    "Res2Net-101": "res2net101_26w_4s",
     # --- FractalNet ---
     # --- Merge-and-Run ---
     # zlmzju/fusenet README / Zhao et al. 2016 (arXiv:1611.07718) names
