@@ -101,7 +101,11 @@ class HierarchicalBottleneck(HybridBlock):
             outs.append(y)
         last = groups[self._scale - 1]
         outs.append(last if self.pool is None else self.pool(last))
-        return self.expand(F.concat(*outs, dim=1))
+        # The channel concat, as a stack on a new axis folded back into the channels (the same
+        # tensor): MXNet 1.9.1's oneDNN concat fails in backward ("could not construct a
+        # sub-memory") when the passed-through group joins the convs' outputs at widths such as
+        # 26 or 14; the 5-D stack does not go through oneDNN.
+        return self.expand(F.reshape(F.stack(*outs, axis=1), (0, -3, -2)))
 
 
 class Res2NetUnit(ResidualUnit):
