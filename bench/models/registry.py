@@ -219,6 +219,38 @@ def _build_dpn_registry() -> None:
 
 def _build_res2net_registry() -> None:
     """Res2Net (Gao et al. 2019): bench/models/res2net.py."""
+    gao = "Gao et al. 2019 (Res2Net), arXiv:1904.01169"
+    timm = "timm==1.0.31 timm/models/res2net.py"
+    ppcls = "PaddlePaddle/PaddleClas@d178931 ppcls/arch/backbone/model_zoo/res2net{}.py"
+    paddle_units = dict(stage_units="strided", pool_count_pad=False)
+    vd = dict(stem="deep", stem_width=32, shortcut="D")
+
+    def row(name: str, depth: int, source: str, **flags: Any) -> None:
+        _register(name, "res2net", depth, source, arch="res2net", layers=IMAGENET_LAYERS[depth]
+                  if depth != 200 else (3, 12, 48, 3), **flags)
+
+    for depth, w, s in ((50, 26, 4), (50, 48, 2), (50, 14, 8), (50, 26, 6), (50, 26, 8),
+                        (101, 26, 4)):
+        name = f"res2net{depth}_{w}w_{s}s"
+        row(name, depth, f"{gao} Table 1/2; {timm} {name}", base_width=w, scale=s)
+    row("res2next50", 50, f"{gao} Res2NeXt-50 (8 groups of width 4, scale 4); {timm} "
+        "res2next50", base_width=4, cardinality=8, scale=4)
+    authors = "Res2Net/Res2Net-PretrainedModels@219c8c6 res2net_v1b.py"
+    for depth, peer in ((50, f"; {timm} res2net50d"), (101, f"; {timm} res2net101d"),
+                        (152, "")):
+        row(f"res2net{depth}_v1d_26w_4s", depth, f"{gao} with Bag of Tricks' ResNet-D stem and "
+            f"shortcut: {authors} res2net{depth}_v1b_26w_4s{peer}", **vd)
+    # PaddleClas: same parameters, stage units only where the stride is 2 and a pool that
+    # excludes the padding (bench/models/res2net.py docstring); ResNet200_vd's 3/12/48/3 split.
+    for name, depth, w, s, flags, file in (
+            ("res2net50_26w_4s_paddle", 50, 26, 4, {}, ""),
+            ("res2net50_14w_8s_paddle", 50, 14, 8, {}, ""),
+            ("res2net50_v1d_26w_4s_paddle", 50, 26, 4, vd, "_vd"),
+            ("res2net101_v1d_26w_4s_paddle", 101, 26, 4, vd, "_vd"),
+            ("res2net200_v1d_26w_4s", 200, 26, 4, vd, "_vd")):
+        key = f"Res2Net{depth}{file}_{w}w_{s}s"
+        row(name, depth, f"{ppcls.format(file)} {key}", base_width=w, scale=s, **flags,
+            **paddle_units)
 
 
 # ------------------------------------------------------------------------------------------
@@ -280,6 +312,23 @@ ALIASES: dict[str, str] = {
     # cypw/DPNs@081328f README / Chen et al. 2017 (arXiv:1707.01629) names; timm's are ours
     **{f"DPN-{d}": f"dpn{d}" for d in (68, 92, 98, 107, 131)},
     # --- Res2Net ---
+    # timm (timm/models/res2net.py): d = deep stem 32 + avg-pool shortcut
+    "res2net50d": "res2net50_v1d_26w_4s", "res2net101d": "res2net101_v1d_26w_4s",
+    # PaddleClas (ppcls/arch/backbone/model_zoo/res2net.py, res2net_vd.py): its own stage units
+    "Res2Net50_26w_4s": "res2net50_26w_4s_paddle", "Res2Net50_14w_8s": "res2net50_14w_8s_paddle",
+    "Res2Net50_vd_26w_4s": "res2net50_v1d_26w_4s_paddle",
+    "Res2Net101_vd_26w_4s": "res2net101_v1d_26w_4s_paddle",
+    "Res2Net200_vd_26w_4s": "res2net200_v1d_26w_4s",
+    # The authors' code (Res2Net/Res2Net-PretrainedModels res2net_v1b.py): their "v1b" is the
+    # deep stem + avg-pool shortcut, our v1d (their stride already sits on the 3x3s)
+    **{f"res2net{d}_v1b_26w_4s": f"res2net{d}_v1d_26w_4s" for d in (50, 101, 152)},
+    # Gao et al. 2019 (arXiv:1904.01169) and the authors' README table names
+    "Res2Net-50": "res2net50_26w_4s", "Res2NeXt-50": "res2next50",
+    "Res2Net-101": "res2net101_26w_4s",
+    **{f"Res2Net-{d}-{w}w-{s}s": f"res2net{d}_{w}w_{s}s" for d, w, s in (
+        (50, 48, 2), (50, 26, 4), (50, 14, 8), (50, 26, 6), (50, 26, 8), (101, 26, 4))},
+    "Res2Net-v1b-50": "res2net50_v1d_26w_4s", "Res2Net-v1b-101": "res2net101_v1d_26w_4s",
+    "Res2Net-v1d-200-SSLD": "res2net200_v1d_26w_4s",
     # --- FractalNet ---
     # --- Merge-and-Run ---
     # zlmzju/fusenet README / Zhao et al. 2016 (arXiv:1611.07718) names

@@ -343,7 +343,7 @@ class ResNet(HybridBlock):
                             stride = 2 if stage > 0 and i == 0 else 1
                             mid = (cardinality * int(out // 4 * base_width / 64)
                                    if block == "bottleneck" else out)
-                            stage_seq.add(ResidualUnit(
+                            stage_seq.add(self._make_unit(
                                 channels, out, stride, kind=block, preact=preact,
                                 stride_on=stride_on, shortcut=shortcut, mid_channels=mid,
                                 groups=cardinality, bottleneck_bias=bottleneck_bias,
@@ -359,6 +359,12 @@ class ResNet(HybridBlock):
                     self.features.add(nn.Dropout(dropout))
             self.output = nn.Dense(classes, in_units=channels)
         self.num_features = channels
+
+    def _make_unit(self, in_channels: int, channels: int, stride: int,
+                   **kwargs) -> ResidualUnit:
+        """One unit of a stage; a family built on these stages (Res2Net) returns its own
+        :class:`ResidualUnit` subclass here."""
+        return ResidualUnit(in_channels, channels, stride, **kwargs)
 
     def _add_stem(self, in_channels: int, stem: Stem, width: int, post: StemPost) -> int:
         f = self.features

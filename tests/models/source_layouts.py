@@ -113,6 +113,31 @@ DPN_TIMM_HOW = ("computed with timm==1.0.31 (torch 2.14.1): sum of numel of timm
                 ".parameters() (all require grad; BN statistics are buffers). The authors' "
                 "cypw/DPNs@081328f symbol_dpn-{}.py builds the same layers; rwightman/"
                 "pytorch-dpn-pretrained's README prints {} M (the port of their weights)")
+R2N_TIMM = "timm==1.0.31 timm/models/res2net.py (huggingface/pytorch-image-models@aa4b585)"
+R2N_CODE = "Res2Net/Res2Net-PretrainedModels@219c8c6 {}"  # the authors' released models
+R2N_CODE_HOW = "computed with torch 2.14.1 from that file, `sum(p.numel() for p in m.parameters())`"
+R2N_README = ("Res2Net/Res2Net-PretrainedModels@219c8c6 README.md 'Pretrained models' #Params, "
+              "printed to 0.01 M (tolerance 5 000)")
+R2N_PADDLE = "PaddlePaddle/PaddleClas@d178931 ppcls/arch/backbone/model_zoo/{} {}"
+R2N_PADDLE_HOW = ("docs/zh_CN/models/ImageNet1k/README.md Params(M), printed to 0.01 M (tolerance "
+                  "5 000); paddle.flops counts BN running mean/var too, so compared with our total "
+                  "parameters")
+R2N_50, R2N_101 = (3, 4, 6, 3), (3, 4, 23, 3)
+
+# Our canonical Res2Net rows that are timm's own networks (no alias: same name or registered
+# under ours), with timm's count; tests/models/test_res2net.py checks them.
+RES2NET_TIMM: dict[str, SourceLayout] = {
+    ours: SourceLayout(f"{R2N_TIMM} {theirs}", layers, count, TIMM_HOW)
+    for ours, theirs, layers, count in (
+        ("res2net50_26w_4s", "res2net50_26w_4s", R2N_50, 25699120),
+        ("res2net50_48w_2s", "res2net50_48w_2s", R2N_50, 25287304),
+        ("res2net50_14w_8s", "res2net50_14w_8s", R2N_50, 25059816),
+        ("res2net50_26w_6s", "res2net50_26w_6s", R2N_50, 37051448),
+        ("res2net50_26w_8s", "res2net50_26w_8s", R2N_50, 48403776),
+        ("res2net101_26w_4s", "res2net101_26w_4s", R2N_101, 45206688),
+        ("res2next50", "res2next50", R2N_50, 24671464),
+        ("res2net50_v1d_26w_4s", "res2net50d", R2N_50, 25718352),
+        ("res2net101_v1d_26w_4s", "res2net101d", R2N_101, 45225920))}
 HE15 = "He et al. 2015 (arXiv:1512.03385)"
 HE15_HOW = "closed form of Table 1 (he2015_imagenet_params), option {}; the paper prints none"
 HE15_CIFAR = (f"{HE15} Sec. 4.2 (6n+2 layers, n units per stage) and Table 6 params, printed to "
@@ -231,6 +256,41 @@ SOURCE_LAYOUTS: dict[str, SourceLayout] = {
            (68, (3, 4, 12, 3), 12611602, "12.61"), (92, (3, 4, 20, 3), 37668392, "37.67"),
            (98, (3, 6, 20, 3), 61570728, "61.57"), (107, (4, 8, 20, 3), 86917800, "86.92"),
            (131, (4, 8, 28, 3), 79254504, "79.25"))},
+    # --- Res2Net ---
+    "res2net50d": RES2NET_TIMM["res2net50_v1d_26w_4s"],
+    "res2net101d": RES2NET_TIMM["res2net101_v1d_26w_4s"],
+    **{f"res2net{d}_v1b_26w_4s": SourceLayout(
+        R2N_CODE.format(f"res2net_v1b.py res2net{d}_v1b_26w_4s"), layers, count, R2N_CODE_HOW)
+       for d, layers, count in ((50, R2N_50, 25718352), (101, R2N_101, 45225920),
+                                (152, (3, 8, 36, 3), 61294480))},
+    **{name: SourceLayout(f"Gao et al. 2019 (arXiv:1904.01169); {R2N_CODE.format(call)}",
+                          layers, count, R2N_CODE_HOW)
+       for name, call, layers, count in (
+           ("Res2Net-50", "res2net.py res2net50 (26w 4s)", R2N_50, 25699120),
+           ("Res2Net-101", "res2net.py res2net101_26w_4s", R2N_101, 45206688),
+           ("Res2NeXt-50", "res2next.py res2next50", R2N_50, 24671464))},
+    **{name: SourceLayout(R2N_README, layers, int(round(millions * 1e6)),
+                          "the README's count, rounded as printed", tolerance=5000)
+       for name, layers, millions in (
+           ("Res2Net-50-48w-2s", R2N_50, 25.29), ("Res2Net-50-26w-4s", R2N_50, 25.70),
+           ("Res2Net-50-14w-8s", R2N_50, 25.06), ("Res2Net-50-26w-6s", R2N_50, 37.05),
+           ("Res2Net-50-26w-8s", R2N_50, 48.40), ("Res2Net-101-26w-4s", R2N_101, 45.21),
+           ("Res2Net-v1b-50", R2N_50, 25.72), ("Res2Net-v1b-101", R2N_101, 45.23))},
+    # PaddleClas's Res2Net200_vd (its 76.44 M total below matches ours within rounding) has
+    # 76 215 536 learnable parameters, which rounds to 76.22: the README's 76.21 truncates.
+    "Res2Net-v1d-200-SSLD": SourceLayout(
+        f"{R2N_README}; the model is PaddleClas's Res2Net200_vd_26w_4s_ssld", (3, 12, 48, 3),
+        76210000, "the README's count, its last digit truncated (tolerance 10 000)",
+        tolerance=10000),
+    **{name: SourceLayout(R2N_PADDLE.format(file, name), layers, int(round(millions * 1e6)),
+                          R2N_PADDLE_HOW, tolerance=5000, total=True)
+       for name, file, layers, millions in (
+           ("Res2Net50_26w_4s", "res2net.py", R2N_50, 25.76),
+           ("Res2Net50_14w_8s", "res2net.py", R2N_50, 25.12),
+           ("Res2Net50_vd_26w_4s", "res2net_vd.py", R2N_50, 25.78),
+           ("Res2Net101_vd_26w_4s", "res2net_vd.py", R2N_101, 45.35),
+           ("Res2Net200_vd_26w_4s", "res2net_vd.py (depth 200 = [3, 12, 48, 3])",
+            (3, 12, 48, 3), 76.44))},
     # --- Merge-and-Run ---
     **{f"DFN-MR{i}": SourceLayout(
         f"{FUSENET} CrossNet(10, {plain}, {k}) (--depth={plain} --widen-factor={k})",
