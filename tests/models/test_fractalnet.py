@@ -67,10 +67,13 @@ def _pool(a):
     return a.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
 
 
-def test_a_two_column_block_by_hand(mx):
+@pytest.mark.parametrize("pool_before_join", [True, False])
+def test_a_two_column_block_by_hand(mx, pool_before_join):
     """C = 2 with 1-channel centre-only convs and BN at its initial statistics (mean 0,
-    variance 1): out = mean(pool(u_a(x)), pool(u_d(u_c(x)))), u_w(z) = ReLU((w z + b) / s)."""
-    block = _net(mx, columns=2, block_channels=(1,), in_channels=1).blocks[0]
+    variance 1): out = mean(pool(u_a(x)), pool(u_d(u_c(x)))), u_w(z) = ReLU((w z + b) / s);
+    pool(mean(...)) in Figure 1's order."""
+    block = _net(mx, columns=2, block_channels=(1,), in_channels=1,
+                 pool_before_join=pool_before_join).blocks[0]
     (a,), (c, d) = block.column_convs(1), block.column_convs(2)
     params = {a: (0.7, 0.1), c: (-1.3, 0.2), d: (2.1, -0.3)}
     for unit, (w, b) in params.items():
@@ -78,7 +81,11 @@ def test_a_two_column_block_by_hand(mx):
     s = np.sqrt(1 + EPS)
     u = lambda unit, z: np.maximum((params[unit][0] * z + params[unit][1]) / s, 0)
     x = np.random.RandomState(1).normal(size=(2, 1, 4, 4)).astype("float32")
-    expected = (_pool(u(a, x)) + _pool(u(d, u(c, x)))) / 2
+    if pool_before_join:
+        expected = (_pool(u(a, x)) + _pool(u(d, u(c, x)))) / 2
+    else:
+        expected = _pool((u(a, x) + u(d, u(c, x))) / 2)
+        assert not np.allclose(expected, (_pool(u(a, x)) + _pool(u(d, u(c, x)))) / 2)
     out = block(mx.nd.array(x), _state(mx, 0)).asnumpy()
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
