@@ -90,6 +90,7 @@ from mxnet.gluon import HybridBlock, nn  # noqa: E402
 DROP_PATH_MODES = (None, "local", "global", "mix")
 EVAL_COLUMNS = ("all", "deepest")
 TRANSITIONS = (None, "conv1x1")
+PAPER_CHANNELS = (64, 128, 256, 512, 512)  # Sec. 4 / the code's FILTERS, per block
 PAPER_DROPOUT = (0.0, 0.1, 0.2, 0.3, 0.4)  # Sec. 4 / the code's DROPOUTS, per block
 
 
@@ -242,7 +243,8 @@ class FractalNet(HybridBlock):
     """A FractalNet for CIFAR: ``len(block_channels)`` fractal blocks (2x2 max-pool after
     each) and a linear classifier on the final 1x1 map.
 
-    ``columns`` is C; ``dropout`` one rate per block (``PAPER_DROPOUT`` for the paper's
+    ``columns`` is C; ``block_channels`` the blocks' widths (default ``PAPER_CHANNELS``);
+    ``dropout`` one rate per block (``PAPER_DROPOUT`` for the paper's
     "+ dropout" rows; default none); ``drop_path`` None (off), "local", "global" or "mix"
     (the paper's 50/50 per mini-batch, ``global_fraction``); ``eval_columns`` "all" (mean
     joins) or "deepest" (the deepest column alone), also settable with
@@ -253,13 +255,14 @@ class FractalNet(HybridBlock):
     """
 
     def __init__(self, *, columns: int = 3,
-                 block_channels: Sequence[int] = (64, 128, 256, 512, 512),
+                 block_channels: Sequence[int] | None = None,
                  dropout: Sequence[float] | None = None, drop_path: str | None = None,
                  local_drop_rate: float = 0.15, global_fraction: float = 0.5,
                  eval_columns: str = "all", transition: str | None = None,
                  pool_before_join: bool = True, classes: int = 10, in_channels: int = 3,
                  **kwargs):
         super().__init__(**kwargs)
+        block_channels = tuple(block_channels or PAPER_CHANNELS)
         dropout = tuple(dropout) if dropout is not None else (0.0,) * len(block_channels)
         _validate(columns, block_channels, dropout, drop_path, local_drop_rate,
                   global_fraction, eval_columns, transition, classes)
