@@ -46,10 +46,12 @@ What the paper and the code leave open, and what we chose:
 
 * Parameter count. The paper's Table 1 names this net "FractalNet (20 layers, 38.6M params)";
   the code's net has 33 714 314 (10 classes), 12.7 % fewer, as khanrc/pt.fractalnet@05eed3f
-  exp-note-kor.md also finds (33.7M against 38.6M). No reading of the paper's description
-  gives 38.6M; khanrc's ``--doubling`` (a 1x1 conv unit at the start of every block, so that
+  exp-note-kor.md also finds (33.7M against 38.6M). None of the readings of the paper's
+  description we tried gives 38.6M (C = 4 at these widths is 76.1M); khanrc's ``--doubling`` (a 1x1 conv unit at the start of every block, so that
   every 3x3 conv maps the block's width to itself) gives 38 900 426, 0.8 % above. We build the
   code's net; ``transition="conv1x1"`` builds the doubling one.
+* Table 1's 40-layer row (C = 4, fewer parameters than the 20-layer one, so other widths) is
+  not registered: its widths are not in the code and we could not read them in the paper.
 * Global drop-path. The code leaves it unreleased ("we suggest implementing this through tying
   weights"). We follow the paper's text: one column j, drawn uniformly per mini-batch, is kept
   in every join of every block. A join the chosen column does not reach (for j = 1, the joins
