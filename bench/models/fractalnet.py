@@ -50,7 +50,7 @@ What the paper and the code leave open, and what we chose:
   description we tried gives 38.6M (C = 4 at these widths is 76.1M); khanrc's ``--doubling`` (a 1x1 conv unit at the start of every block, so that
   every 3x3 conv maps the block's width to itself) gives 38 900 426, 0.8 % above. We build the
   code's net; ``transition="conv1x1"`` builds the doubling one.
-* Table 1's 40-layer row (C = 4, fewer parameters than the 20-layer one, so other widths) is
+* A 40-layer FractalNet (C = 4; the paper reports one on CIFAR at other widths) is
   not registered: its widths are not in the code and we could not read them in the paper.
 * Global drop-path. The code leaves it unreleased ("we suggest implementing this through tying
   weights"). We follow the paper's text: one column j, drawn uniformly per mini-batch, is kept
