@@ -258,6 +258,18 @@ def _build_res2net_registry() -> None:
 
 def _build_fractalnet_registry() -> None:
     """FractalNet (Larsson et al. 2016): bench/models/fractalnet.py."""
+    larsson = "Larsson et al. 2016 (FractalNet), arXiv:1605.07648"
+    code = "gustavla/fractalnet@7d07da6 generation/fractalnet.py (COLUMNS = 3)"
+    # The paper's CIFAR nets are B = 5 blocks; depth = B x 2^(C-1) convs on the deepest path.
+    # Table 1's "20 layers" is C = 3 (5 x 4), the authors' generator's default. Its 38.6M
+    # is 12.7 % above the 33.7M the generator's net has: we build the generator's (module
+    # docstring; transition="conv1x1" gives 38.9M). Drop-path and dropout (Table 1's "+
+    # drop-path + dropout" rows) are training flags: drop_path="mix",
+    # dropout=PAPER_DROPOUT; eval_columns="deepest" is its "deepest column alone" row.
+    _register("cifar_fractalnet20", "fractalnet", 20,
+              f"{larsson} Table 1 'FractalNet (20 layers, 38.6M params)', B = 5, C = 3; {code} "
+              "(33.7M: we build the code's net)", input_size=32, classes=10, arch="fractalnet",
+              columns=3, block_channels=(64, 128, 256, 512, 512))
 
 
 # ------------------------------------------------------------------------------------------
@@ -330,6 +342,8 @@ ALIASES: dict[str, str] = {
     "Res2Net-v1b-50": "res2net50_v1d_26w_4s", "Res2Net-v1b-101": "res2net101_v1d_26w_4s",
     "Res2Net-v1d-200-SSLD": "res2net200_v1d_26w_4s",
     # --- FractalNet ---
+    # Larsson et al. 2016 Table 1 (scripts/reference/other_networks.toml "FractalNet-20 ...")
+    "FractalNet-20": "cifar_fractalnet20",
     # --- Merge-and-Run ---
     # zlmzju/fusenet README / Zhao et al. 2016 (arXiv:1611.07718) names
     **{f"DFN-MR{i}": f"cifar_dfn_mr{i}" for i in (1, 2, 3)},

@@ -88,6 +88,23 @@ def gluoncv_v1_biases(layers: tuple[int, ...]) -> int:
     return sum(depth * 5 * w for depth, w in zip(layers, WIDTHS))
 
 
+FRACTAL_FILTERS = (64, 128, 256, 512, 512)  # gustavla/fractalnet@7d07da6 fractalnet.py FILTERS
+
+
+def fractalnet_code_params(columns: int = 3, filters: tuple[int, ...] = FRACTAL_FILTERS,
+                           classes: int = 10) -> int:
+    """gustavla/fractalnet@7d07da6 generation/fractalnet.py with globals.crox (the authors'
+    Caffe generator): per block, column j of ``columns`` is 2^(j-1) 3x3 convs with bias, the
+    first reading the block's input; BatchNorm without a Scale layer (nothing learnable); an
+    InnerProduct with bias on the last block's 1x1 map."""
+    n, cin = 0, 3
+    for w in filters:
+        for j in range(1, columns + 1):
+            n += 9 * cin * w + w + (2 ** (j - 1) - 1) * (9 * w * w + w)
+        cin = w
+    return n + cin * classes + classes
+
+
 # --- the table --------------------------------------------------------------------------------
 TIMM = "timm==1.0.31 timm/models/resnet.py (huggingface/pytorch-image-models@aa4b585)"
 TIMM_HOW = "computed with timm==1.0.31 (torch 2.14.1) `sum(p.numel() for p in m.parameters())`"
@@ -291,6 +308,13 @@ SOURCE_LAYOUTS: dict[str, SourceLayout] = {
            ("Res2Net101_vd_26w_4s", "res2net_vd.py", R2N_101, 45.35),
            ("Res2Net200_vd_26w_4s", "res2net_vd.py (depth 200 = [3, 12, 48, 3])",
             (3, 12, 48, 3), 76.44))},
+    # --- FractalNet ---
+    "FractalNet-20": SourceLayout(
+        "gustavla/fractalnet@7d07da6 generation/fractalnet.py (COLUMNS = 3, CLASSES = 10; "
+        "Larsson et al. 2016 Table 1's 20-layer net)", (7,) * 5, fractalnet_code_params(3),
+        "closed form of the generator's layers (fractalnet_code_params; 2^C - 1 = 7 convs a "
+        "block). The paper prints 38.6M, 12.7 % more; khanrc/pt.fractalnet@05eed3f "
+        "exp-note-kor.md finds the same 33.7M", classes=10),
     # --- Merge-and-Run ---
     **{f"DFN-MR{i}": SourceLayout(
         f"{FUSENET} CrossNet(10, {plain}, {k}) (--depth={plain} --widen-factor={k})",
