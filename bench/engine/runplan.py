@@ -274,7 +274,8 @@ def describe(setup: Setup) -> list[str]:
                          f"window is below {r.schedule.warmup_until_error:.0%} (He 2015)")
     d = r.distill
     if d.enabled:
-        where = setup.teacher["file"] if setup.teacher else d.weights or "(no weights given)"
+        where = (setup.teacher["file"] if setup.teacher else d.weights
+                 or "no weights yet (a run needs --set distill.weights=PATH)")
         lines.append(f"distill: teacher {d.teacher} from {where}; loss {d.loss}, temperature "
                      f"{d.temperature:g}, hard_weight {d.hard_weight:g}")
     lines += [f"changed: {c}" for c in setup.changes]
