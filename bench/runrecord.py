@@ -276,8 +276,11 @@ def recipe_changes(trained: Any, shipped: Any) -> list[str]:
     a, b = recipe_to_dict(trained), recipe_to_dict(shipped)
     flat_a = _flatten({k: a.get(k) for k in keys})
     flat_b = _flatten({k: b.get(k) for k in keys})
+    # distill.weights is where the teacher file was (a distillation recipe cannot ship one);
+    # the file's sha256 is in run.json, so a path alone is no change of training.
     return [f"{key}={json.dumps(_spelled(flat_a.get(key)))}"
-            for key in sorted(set(flat_a) | set(flat_b)) if flat_a.get(key) != flat_b.get(key)]
+            for key in sorted(set(flat_a) | set(flat_b))
+            if flat_a.get(key) != flat_b.get(key) and key != "distill.weights"]
 
 
 def _spelled(value: Any) -> Any:

@@ -109,7 +109,13 @@ def _dry_run(loaded, options, first: list[str]) -> None:
     import json
     from bench.engine.runplan import describe, prepare
     from bench.recipes import recipe_to_dict
+    from bench.engine.distill import resolve_weights, teacher_record
+    teacher = None
+    if loaded.distill.weights:  # without weights the plan is shown; a run refuses
+        loaded = resolve_weights(loaded)
+        teacher = teacher_record(loaded)
     setup = prepare(loaded, options)  # every check a run makes, before anything is printed
+    setup.teacher = teacher
     for line in first:
         click.echo(line)
     click.echo(json.dumps(recipe_to_dict(setup.recipe), indent=2))

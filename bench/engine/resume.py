@@ -41,6 +41,7 @@ class ResumePoint:
     state: dict[str, Any]  # the checkpoint's state.json
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # newer ones, and why
     fingerprint: tuple = ()  # what the directory looked like: see :func:`check_unchanged`
+    teacher: dict[str, Any] | None = None  # run.json's teacher record, its file checked
 
     @property
     def iteration(self) -> int:
@@ -54,11 +55,13 @@ def plan_resume(run_dir: Path, options: RunOptions, asked: str | None = None) ->
     recipe, info = read_run(run_dir)
     check_name(run_dir, recipe, asked)
     check_not_complete(run_dir)
+    from bench.engine.distill import check_resume_teacher
+    teacher = check_resume_teacher(run_dir, recipe, info)
     fingerprint = _fingerprint(run_dir)
     checkpoint, state, skipped = newest_valid_checkpoint(run_dir, recipe_hash(recipe),
                                                          EXTRA_TYPES)
     point = ResumePoint(run_dir, recipe, resume_options(options, info), checkpoint, state,
-                        skipped, fingerprint)
+                        skipped, fingerprint, teacher)
     check_max_steps(point, options.max_steps)
     return point
 

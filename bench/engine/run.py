@@ -37,9 +37,13 @@ def start_run(recipe: Recipe, options: RunOptions,
     In a multi-worker job only rank 0 makes, locks and writes the directory (the others return
     None)."""
     from bench.provenance import provenance
+    from bench.engine.distill import resolve_weights, teacher_record
     cluster = join_cluster(requested_kvstore(recipe, options))
+    recipe = resolve_weights(recipe)  # relative to the current directory, before anything
+    teacher = teacher_record(recipe)
     # Bad data fails before any file is made.
     setup, data = _setup_with_data(recipe, options, cluster)
+    setup.teacher = teacher
     if not cluster.is_root:
         return train(None, setup, data, options, cluster=cluster)
     run_dir = _new_run_dir(options.out, recipe.name)
@@ -56,6 +60,8 @@ def start_run(recipe: Recipe, options: RunOptions,
                         "plan": dataclasses.asdict(setup.plan), "changes": setup.changes,
                         "options": _options_dict(options), "dtype": setup.dtype,
                         "kvstore": setup.kvstore, "workers": setup.workers, **provenance()}
+            if teacher is not None:
+                run_info["teacher"] = teacher
             atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2, default=str))
             started = True
             return train(run_dir, setup, data, options, report=report, cluster=cluster)
@@ -91,6 +97,7 @@ def resume_run(run_dir: Path, options: RunOptions,
         if cluster.is_root:  # the others read only (and rank 0 may be writing by now)
             check_unchanged(point)
         setup, data = _setup_with_data(point.recipe, options, cluster)
+        setup.teacher = point.teacher
         return train(run_dir if cluster.is_root else None, setup, data, options, resume=point,
                       report=report if cluster.is_root else None, cluster=cluster)
 

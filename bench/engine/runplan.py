@@ -58,6 +58,7 @@ class Setup:
     changes: list[str] = field(default_factory=list)
     workers: int = 1  # processes of a multi-worker job (dist_sync, horovod), each on ``ctxs``
     step_batch: int = 1  # trainer.step's batch_size: the images whose gradients it sums
+    teacher: dict[str, Any] | None = None  # run.json's teacher record (bench.engine.distill)
 
 
 def apply_options(recipe: Recipe, options: RunOptions) -> tuple[Recipe, list[str]]:
@@ -271,5 +272,11 @@ def describe(setup: Setup) -> list[str]:
         if gate:
             lines.append(f"schedule: lr {p.warmup_lr:g} until the training error of a logging "
                          f"window is below {r.schedule.warmup_until_error:.0%} (He 2015)")
+    d = r.distill
+    if d.enabled:
+        where = (setup.teacher["file"] if setup.teacher else d.weights
+                 or "no weights yet (a run needs --set distill.weights=PATH)")
+        lines.append(f"distill: teacher {d.teacher} from {where}; loss {d.loss}, temperature "
+                     f"{d.temperature:g}, hard_weight {d.hard_weight:g}")
     lines += [f"changed: {c}" for c in setup.changes]
     return lines

@@ -8,7 +8,7 @@ from bench.engine import devices, targets
 
 
 def recipe_step(net, trainer, loss_fn, x, y, setup, classes: int, dense: bool, mixup_on: bool,
-                seed: int, it: int):
+                seed: int, it: int, distiller=None):
     """Targets for this step (label smoothing, mixup keyed by (seed, it)), then one step."""
     mx = require_mxnet()
     recipe = setup.recipe
@@ -22,15 +22,18 @@ def recipe_step(net, trainer, loss_fn, x, y, setup, classes: int, dense: bool, m
             data = lam * data + (1 - lam) * mx.nd.flip(data, axis=0)
             soft = targets.mix_targets(soft, lam)
     return train_step(net, trainer, loss_fn, data, labels, setup.ctxs, setup.step_batch,
-                      setup.dtype, soft)
+                      setup.dtype, soft, distiller)
 
 
 def train_step(net, trainer, loss_fn, data, labels: np.ndarray, ctxs: list, global_batch: int,
-               dtype: str = "float32", soft_targets: np.ndarray | None = None):
+               dtype: str = "float32", soft_targets: np.ndarray | None = None,
+               distiller=None):
     """One optimizer step over ``ctxs``: split the batch, forward, backward, update.
 
     Returns the summed loss and the number of training errors (against the hard labels) as
-    NDArrays on the CPU, so the caller can synchronise only once per logging window."""
+    NDArrays on the CPU, so the caller can synchronise only once per logging window. With a
+    ``distiller`` (:mod:`.distill`) its teacher sees each device's slice of the same (mixed)
+    batch first, in predict mode, and its loss replaces ``loss_fn``."""
     mx = require_mxnet()
     from mxnet import autograd
     # Targets in the network's dtype, as GluonCV's fp16 scripts do (class ids < 2048 are exact).
@@ -38,9 +41,13 @@ def train_step(net, trainer, loss_fn, data, labels: np.ndarray, ctxs: list, glob
     target = mx.nd.array(soft_targets if soft_targets is not None else labels, dtype=label_dtype)
     xs, ys = devices.split_batch(data, target, ctxs)
     truth = devices.split_batch(mx.nd.array(labels), None, ctxs)[0]
+    teacher_outs = [distiller.predict(xi) for xi in xs] if distiller is not None else None
     with autograd.record():
         outs = [net(xi) for xi in xs]
-        losses = [loss_fn(o, yi) for o, yi in zip(outs, ys)]
+        if distiller is None:
+            losses = [loss_fn(o, yi) for o, yi in zip(outs, ys)]
+        else:
+            losses = [distiller.loss(o, yi, t) for o, yi, t in zip(outs, ys, teacher_outs)]
     if dtype == "amp":
         from mxnet.contrib import amp
         with amp.scale_loss(losses, trainer) as scaled:

@@ -135,6 +135,14 @@ class _Training:
         self.trainer = build.build_trainer(self.recipe, self.net, self.plan.lr, setup.kvstore,
                                            setup.dtype, cluster)
         self.loss_fn, self.dense = build.build_loss(self.recipe)
+        self.distiller = None
+        if self.recipe.distill.enabled:
+            from bench.engine.distill import build_distiller, resolve_weights, teacher_record
+            if setup.teacher is None:  # train() called without start_run / resume_run
+                setup.teacher = teacher_record(resolve_weights(self.recipe))
+            self.distiller = build_distiller(self.recipe, setup.teacher, self.loss_fn,
+                                             self.classes, self.channels, setup.ctxs,
+                                             setup.dtype)
         self.schedule, self.gate = build.build_lr(self.recipe, self.plan, setup.iters_per_epoch,
                                                   setup.epochs)
         self.state = {"epoch": 0, "iteration": 0, "batch_in_epoch": 0, "history": [],
@@ -201,7 +209,8 @@ class _Training:
                                    buffers=reset_momentum(self.trainer))
                 mx.random.seed(step_seed(self.seed, it))
                 loss_sum, wrong = recipe_step(self.net, self.trainer, self.loss_fn, x, y, setup,
-                                              self.classes, self.dense, mixup_on, self.seed, it)
+                                              self.classes, self.dense, mixup_on, self.seed, it,
+                                              self.distiller)
                 state["iteration"] = it + 1
                 next_batch += 1
                 self.window.add(loss_sum, wrong, len(y), first=self.loss_scale is None)

@@ -142,8 +142,13 @@ def build_recipe(name: str, raw: dict[str, Any], where: str) -> Recipe:
             kwargs[key] = tuple(_check_type(f"{key}", value, tuple[str, ...], where))
         else:
             kwargs[key] = _check_type(key, value, str, where)
+    if "distill" in kwargs and kwargs["distill"].teacher_args:
+        d = kwargs["distill"]
+        args = _check_network_args(d.teacher_args, d.teacher, where, "distill.teacher_args")
+        kwargs["distill"] = dataclasses.replace(d, teacher_args=args)
     recipe = Recipe(**kwargs)
     _check_network(recipe, where)
+    _check_distill(recipe, where)
     return recipe
 
 
@@ -183,6 +188,11 @@ def recipe_hash(recipe: Recipe) -> str:
         if section in data:  # ([reference] is gone: it has no defaults to construct)
             defaults = json.loads(json.dumps(dataclasses.asdict(cls())))
             data[section] = {k: v for k, v in data[section].items() if defaults.get(k) != v}
+    # The teacher's weights are named by a path (where they happen to be), not by what they
+    # are: the run records their sha256 in run.json and a resume checks it (bench.engine.distill).
+    data.get("distill", {}).pop("weights", None)
+    if not data.get("distill"):  # no distillation: the hash of every recipe before [distill]
+        data.pop("distill", None)
     # A renamed initialiser hashes under its old spelling: the rename changed no training, so
     # checkpoints and records of the old name keep matching.
     old_name = {new: old for old, (new, _) in INIT_RENAMED.items()}
@@ -226,6 +236,9 @@ def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
     if head == "network_args" and sub:
         raw.setdefault("network_args", {})[sub] = value
         return
+    if head == "distill" and sub.startswith("teacher_args.") and sub != "teacher_args.":
+        raw.setdefault("distill", {}).setdefault("teacher_args", {})[sub.partition(".")[2]] = value
+        return
     if head in SECTIONS and sub:
         valid = [f.name for f in dataclasses.fields(SECTIONS[head])]
         if sub not in valid:
@@ -247,7 +260,14 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _build_section(cls: type, values: dict[str, Any], section: str, where: str) -> Any:
     hints = _hints(cls)
-    kwargs = {k: _check_type(f"{section}.{k}", v, hints[k], where) for k, v in values.items()}
+    kwargs = {}
+    for k, v in values.items():
+        if section == "distill" and k == "teacher_args":
+            if not isinstance(v, dict):
+                raise BenchError(f"{where}: distill.teacher_args must be a table, got {_shown(v)}")
+            kwargs[k] = dict(v)  # checked against the teacher's constructor in _check_distill
+        else:
+            kwargs[k] = _check_type(f"{section}.{k}", v, hints[k], where)
     try:
         return cls(**kwargs)
     except ValueError as exc:
@@ -287,7 +307,8 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else f"{text[:16]}...{text[-8:]} ({len(text)} characters)"
 
 
-def _check_network_args(values: dict[str, Any], network: str, where: str) -> dict[str, Any]:
+def _check_network_args(values: dict[str, Any], network: str, where: str,
+                        table: str = "network_args") -> dict[str, Any]:
     """[network_args] values of the right type and range. Their names are checked against the
     network's constructor (:func:`bench.models.model_flags`); their values here: each takes the
     type of its default, and every numeric option of :class:`bench.models.resnet.ResNet` is a
@@ -296,7 +317,7 @@ def _check_network_args(values: dict[str, Any], network: str, where: str) -> dic
     defaults = _network_defaults(network)
     out = {}
     for name, value in values.items():
-        key = f"network_args.{name}"
+        key = f"{table}.{name}"
         default = defaults.get(name)
         if default is None:
             out[name] = value
@@ -317,6 +338,25 @@ def _network_defaults(network: str) -> dict[str, Any]:
         return constructor_defaults(resolve_name(network))
     except BenchError:
         return {}  # an unknown network is reported by _check_network, with close matches
+
+
+def _check_distill(recipe: Recipe, where: str) -> None:
+    """The teacher is a registered network that takes ``teacher_args``; the JS loss is SSLD's,
+    which trains on soft labels only (PaddleClas docs/en/advanced_tutorials/distillation:
+    label smoothing off), so label smoothing with it is refused rather than mixed in."""
+    d = recipe.distill
+    if not d.enabled:
+        return
+    from bench.models import model_flags, resolve_name
+    try:
+        resolve_name(d.teacher)
+        model_flags(d.teacher, **d.teacher_args)
+    except BenchError as exc:
+        raise BenchError(f"{where}: distill.teacher: {exc}") from None
+    if d.loss == "js" and recipe.train.label_smoothing > 0:
+        raise BenchError(f"{where}: distill.loss = 'js' (PaddleClas SSLD) trains on the teacher's "
+                         f"soft labels without label smoothing: set train.label_smoothing = 0 "
+                         f"(it is {recipe.train.label_smoothing:g})")
 
 
 def _check_network(recipe: Recipe, where: str) -> None:

@@ -11,6 +11,7 @@ hardware actually used.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,6 +193,45 @@ class TrainSection:
             _positive(f"train.{key}", getattr(self, key))
 
 
+DISTILL_LOSSES = ("kl", "js")
+
+
+@dataclass(frozen=True)
+class DistillSection:
+    """Knowledge distillation from a fixed teacher (off while ``teacher`` is empty).
+
+    The loss is ``hard_weight * CE(student, target) + (1 - hard_weight) * T^2 * D(teacher,
+    student)`` with both softmaxes at temperature T: D is KL(teacher || student) for ``"kl"``
+    (Hinton et al. 2015; GluonCV train_imagenet.py ``--teacher --temperature --hard-weight``)
+    or the Jensen-Shannon divergence for ``"js"`` (PaddleClas SSLD). ``weights`` is a
+    ``.params`` file or a run directory of this suite (its newest valid checkpoint); a
+    relative path is taken relative to the current directory when the run starts. The default
+    temperature 20 and hard weight 0.5 are Bag of Tricks Sec. 5.4's and train_imagenet.py's."""
+
+    teacher: str = ""  # a registered network name; "" = no distillation
+    teacher_args: dict[str, Any] = field(default_factory=dict)
+    weights: str = ""
+    temperature: float = 20.0
+    hard_weight: float = 0.5
+    loss: str = "kl"
+
+    def __post_init__(self) -> None:
+        _one_of("distill.loss", self.loss, DISTILL_LOSSES)
+        _positive("distill.temperature", self.temperature)
+        _in_range("distill.hard_weight", self.hard_weight, 0.0, 1.0)
+        if not self.teacher:
+            given = [f.name for f in dataclasses.fields(self) if f.name != "teacher"
+                     and getattr(self, f.name) != (f.default_factory() if f.default is
+                                                   dataclasses.MISSING else f.default)]
+            if given:
+                raise ValueError(f"distill.{given[0]} is set but distill.teacher is not: name "
+                                 "the teacher network (or drop the [distill] table)")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.teacher)
+
+
 @dataclass(frozen=True)
 class ReferenceSection:
     """The published number this recipe reproduces, with its source."""
@@ -229,6 +269,7 @@ class Recipe:
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     train: TrainSection = field(default_factory=TrainSection)
     network_args: dict[str, Any] = field(default_factory=dict)
+    distill: DistillSection = field(default_factory=DistillSection)
     notes: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     base: str = ""
@@ -239,7 +280,7 @@ class Recipe:
 
 SECTIONS: dict[str, type] = {"data": DataSection, "optim": OptimSection,
                              "schedule": ScheduleSection, "train": TrainSection,
-                             "reference": ReferenceSection}
+                             "distill": DistillSection, "reference": ReferenceSection}
 TOP_LEVEL = ("description", "base", "network", "notes", "tags", "default_for_network",
              "network_args", *SECTIONS)
 
