@@ -270,6 +270,14 @@ def _build_fractalnet_registry() -> None:
               f"{larsson} Table 1 'FractalNet (20 layers, 38.6M params)', B = 5, C = 3; {code} "
               "(33.7M: we build the code's net)", input_size=32, classes=10, arch="fractalnet",
               columns=3, block_channels=(64, 128, 256, 512, 512))
+    # The paper's 38.6M (within 1 %): khanrc/pt.fractalnet@05eed3f's --doubling, a 1x1 conv
+    # unit at the start of every block, with its join-then-pool order. Not the authors' code.
+    _register("cifar_fractalnet20_doubling", "fractalnet", 20,
+              f"{larsson} Table 1's 38.6M params; khanrc/pt.fractalnet@05eed3f fractal.py "
+              "--doubling (a 1x1 conv opens every block; join, then pool): 38.9M",
+              input_size=32, classes=10, arch="fractalnet", columns=3,
+              block_channels=(64, 128, 256, 512, 512), transition="conv1x1",
+              pool_before_join=False)
 
 
 # ------------------------------------------------------------------------------------------

@@ -235,6 +235,10 @@ def test_params_against_the_paper():
     assert code / PAPER_PARAMS_M - 1 == pytest.approx(-0.127, abs=0.002)
     doubling = _learnable(get_model("cifar_fractalnet20", transition="conv1x1")) / 1e6
     assert doubling == pytest.approx(PAPER_PARAMS_M, rel=0.01)
+    # The registered row for the paper's count is that variant, in khanrc's pool order.
+    registered = get_model("cifar_fractalnet20_doubling")
+    assert _learnable(registered) / 1e6 == pytest.approx(PAPER_PARAMS_M, rel=0.01)
+    assert get_spec("cifar_fractalnet20_doubling").flags["pool_before_join"] is False
 
 
 @pytest.mark.parametrize("overrides, fragment", [
