@@ -16,3 +16,12 @@ def small_input_size(name: str) -> int:
 def mx():
     from bench._mxnet import require_mxnet
     return require_mxnet()
+
+
+def reloaded_output(mx, net, x, directory, stem: str = "net"):
+    """``net`` exported to ``directory/stem`` and loaded back as a SymbolBlock, run on ``x``:
+    what a user of the exported files gets (numpy)."""
+    net.export(str(directory / stem))
+    reloaded = mx.gluon.SymbolBlock.imports(str(directory / f"{stem}-symbol.json"), ["data"],
+                                            str(directory / f"{stem}-0000.params"))
+    return reloaded(x).asnumpy()

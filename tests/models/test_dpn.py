@@ -9,6 +9,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.models import get_model, profile
+from tests.models.conftest import reloaded_output
 from tests.models.source_layouts import DPN_PUBLISHED
 
 EPS = 1e-3  # the authors' BN eps (MXNet's BatchNorm default; cypw/DPNs symbol_basic.py BN)
@@ -139,10 +140,8 @@ def test_dpn68b_hybridizes_exports_reloads_and_trains_at_64(mx, tmp_path):
     net.hybridize(static_alloc=True, static_shape=True)
     hybrid = net(x).asnumpy()
     np.testing.assert_allclose(hybrid, imperative, rtol=1e-4, atol=1e-5)
-    net.export(str(tmp_path / "dpn68b"))
-    reloaded = mx.gluon.SymbolBlock.imports(str(tmp_path / "dpn68b-symbol.json"), ["data"],
-                                            str(tmp_path / "dpn68b-0000.params"))
-    np.testing.assert_allclose(reloaded(x).asnumpy(), hybrid, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reloaded_output(mx, net, x, tmp_path), hybrid,
+                               rtol=1e-5, atol=1e-6)
     with mx.autograd.record():
         loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()(net(x), mx.nd.array([0, 1]))
     loss.backward()

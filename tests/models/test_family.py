@@ -7,7 +7,7 @@ import pytest
 from bench.errors import BenchError
 from bench.models import get_model, get_spec, list_models
 
-from .conftest import small_input_size
+from .conftest import reloaded_output, small_input_size
 
 ALL = list_models()
 
@@ -35,10 +35,8 @@ def test_forward_hybridize_export_reload(name, mx, tmp_path):
     net.hybridize(static_alloc=True, static_shape=True)
     hybrid = net(x).asnumpy()
     np.testing.assert_allclose(hybrid, imperative, rtol=1e-4, atol=1e-5)
-    net.export(str(tmp_path / name))
-    reloaded = mx.gluon.SymbolBlock.imports(str(tmp_path / f"{name}-symbol.json"), ["data"],
-                                            str(tmp_path / f"{name}-0000.params"))
-    np.testing.assert_allclose(reloaded(x).asnumpy(), hybrid, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reloaded_output(mx, net, x, tmp_path, name), hybrid,
+                               rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ALL)

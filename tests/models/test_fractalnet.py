@@ -9,6 +9,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.models import get_model, get_spec
+from tests.models.conftest import reloaded_output
 from tests.models.source_layouts import fractalnet_code_params
 
 EPS = 1e-5  # Gluon's BatchNorm eps (Caffe's default too)
@@ -170,10 +171,8 @@ def test_hybridize_export_reload_in_eval(mx, tmp_path, drop_path):
     net.hybridize(static_alloc=True, static_shape=True)
     np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-5, atol=1e-6)
-    net.export(str(tmp_path / "tiny"))
-    reloaded = mx.gluon.SymbolBlock.imports(str(tmp_path / "tiny-symbol.json"), ["data"],
-                                            str(tmp_path / "tiny-0000.params"))
-    np.testing.assert_allclose(reloaded(x).asnumpy(), imperative, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reloaded_output(mx, net, x, tmp_path), imperative,
+                               rtol=1e-5, atol=1e-6)
     # The deepest column on the hybridized net: the cached graph is re-traced.
     net.set_eval_columns("deepest")
     np.testing.assert_allclose(net(x).asnumpy(), _deepest_chain(mx, net, x).asnumpy(),

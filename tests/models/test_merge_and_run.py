@@ -8,6 +8,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.models import get_model, get_spec, list_models
+from tests.models.conftest import reloaded_output
 
 DFN = list_models("cifar_dfn_mr*")
 EPS = 2e-5  # the authors' BN eps (zlmzju/fusenet@659e6bf network/base.py get_conv)
@@ -114,10 +115,8 @@ def test_hybridize_export_reload_on_a_tiny_net(mx, tmp_path):
     imperative = net(x).asnumpy()
     net.hybridize(static_alloc=True, static_shape=True)
     np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-5, atol=1e-6)
-    net.export(str(tmp_path / "tiny"))
-    reloaded = mx.gluon.SymbolBlock.imports(str(tmp_path / "tiny-symbol.json"), ["data"],
-                                            str(tmp_path / "tiny-0000.params"))
-    np.testing.assert_allclose(reloaded(x).asnumpy(), imperative, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reloaded_output(mx, net, x, tmp_path), imperative,
+                               rtol=1e-5, atol=1e-6)
 
 
 def _learnable(name_or_net) -> int:
