@@ -48,8 +48,8 @@ def export_command(network: str, params: Path | None, fmt: str, dtype: str, out:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
     weights = (f"weights from {result.weights}" if result.weights != "fresh" else
-               "freshly initialised weights (untrained: for speed work, not for predictions)")
-    click.echo(f"{result.network} ({weights}), {result.dtype}, input "
+               "freshly initialised weights (untrained: for speed work, not predictions)")
+    click.echo(f"{result.network}, {weights}, {result.dtype}, input "
                f"{'x'.join(map(str, result.input_shape))}")
     for name in result.files:
         click.echo(f"wrote {name}")
