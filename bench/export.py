@@ -202,7 +202,8 @@ def onnx_bytes(net, x, *, fix_gamma: bool = True) -> tuple[bytes, list[str]]:
         except (AttributeError, NotImplementedError, ValueError, mx.base.MXNetError) as exc:
             # An operator the exporter does not know: one line, naming it.
             from bench.errors import summary
-            raise BenchError(f"MXNet's ONNX exporter failed: {summary(exc)}") from None
+            raise BenchError(f"MXNet's ONNX exporter cannot export this network: "
+                             f"{summary(exc)}") from None
         model = onnx.load(str(out))
     weights = {init.name for init in model.graph.initializer}
     kept = [inp for inp in model.graph.input if inp.name not in weights]

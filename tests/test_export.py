@@ -166,3 +166,25 @@ def test_speed_compare_onnxruntime():
 def test_speed_compare_onnxruntime_refuses_training():
     assert_one_line_error(run("speed", "cifar_resnet20_v1", "--compare", "onnxruntime",
                               "--mode", "train"), "inference only", quiet=True)
+
+
+@needs_onnx
+def test_params_of_a_one_channel_ten_class_net(tmp_path):
+    """Weights trained on digits (1 channel, 10 classes): the shapes are read from the file."""
+    import onnxruntime as ort
+    from bench.models import get_model
+    net = get_model("cifar_resnet20_v1", classes=10, in_channels=1)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    net.hybridize()
+    params = tmp_path / "digits.params"
+    net.save_parameters(str(params))
+    out = tmp_path / "digits.onnx"
+    report = _export_json("cifar_resnet20_v1", "--params", str(params), "--format", "onnx",
+                          "--out", str(out), "--input-size", "8", "--batch-size", "2")
+    assert report["input_shape"] == [2, 1, 8, 8]
+    x = mx.nd.array(np.random.default_rng(3).standard_normal((2, 1, 8, 8)))
+    with mx.autograd.predict_mode():
+        want = net(x).asnumpy()
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.asnumpy()})[0]
+    assert got.shape == (2, 10) and _rel(got, want) <= TOLERANCE
