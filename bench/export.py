@@ -181,10 +181,12 @@ def fix_gamma_names(symbol_json: Path) -> list[str]:
     return names
 
 
-def onnx_bytes(net, x, *, fix_gamma: bool = True) -> tuple[bytes, list[str]]:
-    """``net`` (hybridized, float32) as a serialized ONNX model for ``x``'s shape, and the
-    gammas set to 1 (see the module docstring). ``fix_gamma=False`` is the exporter's raw
-    behaviour, kept for the test that shows why the correction exists."""
+def onnx_bytes(net, x, *, fix_gamma: bool = True,
+               dynamic_batch: bool = False) -> tuple[bytes, list[str]]:
+    """``net`` (hybridized, float32) as a serialized ONNX model for ``x``'s shape (any batch
+    size with ``dynamic_batch``), and the gammas set to 1 (see the module docstring).
+    ``fix_gamma=False`` is the exporter's raw behaviour, kept for the test that shows why the
+    correction exists."""
     mx = require_mxnet()
     onnx, _ = require_onnx(runtime=False)
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
@@ -197,9 +199,13 @@ def onnx_bytes(net, x, *, fix_gamma: bool = True) -> tuple[bytes, list[str]]:
             params[name] = mx.nd.ones_like(params[name])
         out = Path(tmp) / "net.onnx"
         try:
-            mx.onnx.export_model(mx.sym.load(str(sym_file)), params, [tuple(x.shape)],
-                                 [np.float32], str(out))
-        except (AttributeError, NotImplementedError, ValueError, mx.base.MXNetError) as exc:
+            shape = tuple(x.shape)
+            mx.onnx.export_model(mx.sym.load(str(sym_file)), params, [shape], [np.float32],
+                                 str(out), dynamic=dynamic_batch,
+                                 dynamic_input_shapes=([(None, *shape[1:])] if dynamic_batch
+                                                       else None))
+        except (AssertionError, AttributeError, NotImplementedError, ValueError,
+                mx.base.MXNetError) as exc:
             # An operator the exporter does not know: one line, naming it.
             from bench.errors import summary
             raise BenchError(f"MXNet's ONNX exporter cannot export this network: "
@@ -267,7 +273,7 @@ def export(network: str, *, fmt: str, out: Path, params: Path | None = None,
     out.parent.mkdir(parents=True, exist_ok=True)
     weights = str(params) if params is not None else "fresh"
     if fmt == "onnx":
-        model, fixed = onnx_bytes(net, x)
+        model, fixed = onnx_bytes(net, x, dynamic_batch=True)
         diff = _check_onnx(model, x, want)
         _fail_if_mismatch(diff, spec.name, "onnxruntime")
         from bench.files import atomic_write_bytes

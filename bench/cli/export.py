@@ -26,7 +26,7 @@ from bench.precision import PRECISIONS
 @click.option("--input-size", type=click.IntRange(1, MAX_SIDE), default=None, metavar="N",
               help="NxN input [default: the net's own, 224 ImageNet, 32 CIFAR].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
-              metavar="N", help="Batch size of the exported ONNX graph and of the check.")
+              metavar="N", help="Batch size of the check (an ONNX export takes any batch size).")
 @click.option("-f", "--output-format", "output", type=click.Choice(["text", "json"]),
               default="text", show_default=True, help="How the result is printed.")
 def export_command(network: str, params: Path | None, fmt: str, dtype: str, out: Path,
