@@ -20,8 +20,9 @@ from bench.speed import COMPARE, DTYPES, MODES
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
               help="float16 needs --gpus.")
 @click.option("--compare", type=click.Choice(COMPARE), default=None,
-              help="Also time GluonCV's network of the same name, interleaved, and print the "
-                   "ratio ours / theirs.")
+              help="Also time, interleaved, GluonCV's network of the same name (gluoncv) or "
+                   "ours exported to ONNX in ONNX Runtime's CPU provider with as many threads "
+                   "(onnxruntime: inference, needs the onnx extra); print ours / theirs.")
 @click.option("--gpus", default=None, metavar="IDS",
               help="Comma-separated GPU numbers, e.g. 0,1 (the batch is split over them); "
                    "default: CPU.")
