@@ -3,6 +3,7 @@
 MXNet itself is an extra, so that the same package serves CPU and CUDA machines:
     pip install -e '.[cpu,test]'      # CPU
     pip install -e '.[cu112,test]'    # CUDA 11.2 GPUs
+    pip install -e '.[cpu,test,onnx]' # with ONNX export and ONNX Runtime (`make install`)
 """
 from setuptools import find_packages, setup
 
@@ -35,6 +36,10 @@ setup(
         "cpu": ["mxnet==1.9.1"],
         "cu112": ["mxnet-cu112==1.9.1"],
         "test": ["pytest>=7", "pytest-timeout"],
+        # `bench export --format onnx` and `bench speed --compare onnxruntime`. MXNet 1.9.1's
+        # exporter needs onnx 1.18 (1.19 removed onnx.mapping); onnxruntime 1.23.2 installs on
+        # Python 3.11 beside numpy 1.23.5.
+        "onnx": ["onnx==1.18.0", "onnxruntime==1.23.2"],
     },
     entry_points={"console_scripts": ["bench=bench.cli:main"]},
 )

@@ -36,7 +36,7 @@ from bench.provenance import cpu_model
 
 MODES = ("infer", "train")
 DTYPES = ("float32", "float16")
-COMPARE = ("gluoncv",)
+COMPARE = ("gluoncv", "onnxruntime")
 HYBRIDIZE = {"static_alloc": True, "static_shape": True}
 
 
@@ -198,6 +198,10 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
                           initialized=True)
         _warm_up(runner, warmup, spec.name, size)
         runners[key] = runner
+    if compare == "onnxruntime":  # our net, exported, on the same input (bench/export.py)
+        from bench.export import OrtRunner
+        runners["theirs"] = OrtRunner(nets["ours"], runners["ours"].data[0], spec.name)
+        runners["theirs"].warm_up(warmup)
     if iterations is None:
         per_step = runners["ours"].run(1).seconds
         iterations = max(1, round(seconds / per_step))
@@ -222,7 +226,10 @@ def _check_request(spec, mode: str, dtype: str, compare: str | None, **counts) -
     check_choice("dtype", dtype, DTYPES)
     if compare is not None and compare not in COMPARE:
         raise BenchError(f"cannot compare with {compare!r}{did_you_mean(compare, COMPARE)}; "
-                         "only `gluoncv` is supported")
+                         f"choose from {', '.join(COMPARE)}")
+    if compare == "onnxruntime":
+        from bench.export import check_ort_request
+        check_ort_request(mode, dtype)
     if compare == "gluoncv" and not spec.gluoncv:
         names = [n for n in list_models() if get_spec(n).gluoncv]
         raise BenchError(f"{spec.name} has no GluonCV counterpart to compare with; "
@@ -244,7 +251,8 @@ def _report(spec, runners: dict, *, mode: str, batch: int, dtype: str, contexts:
                 "rounds": [round(v, 3) for v in rates]}
 
     ours = summary("ours", spec.name)
-    theirs = summary("theirs", spec.gluoncv) if "theirs" in runners else None
+    theirs = (summary("theirs", getattr(runners["theirs"], "name", spec.gluoncv))
+              if "theirs" in runners else None)
     return {
         "model": spec.name,
         "mode": mode,
@@ -264,7 +272,8 @@ def _report(spec, runners: dict, *, mode: str, batch: int, dtype: str, contexts:
                           zip(runners["ours"].results, runners["theirs"].results)]
                          if theirs else None),
         "mxnet": mx.__version__,
-        "gluoncv": _gluoncv_version() if theirs else None,
+        "gluoncv": _gluoncv_version() if compare == "gluoncv" else None,
+        "onnxruntime": getattr(runners.get("theirs"), "version", None),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "cpu": cpu_model(),
         "cores": len(os.sched_getaffinity(0)),

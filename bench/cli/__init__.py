@@ -72,14 +72,15 @@ def cli(ctx: click.Context) -> None:
 def _register() -> None:
     from bench.cli.eval import eval_command
     from bench.cli.experiments import experiment, experiments
+    from bench.cli.export import export_command
     from bench.cli.launch import launch
     from bench.cli.models import models
     from bench.cli.recipes import recipes
     from bench.cli.results import check, plot, record, table
     from bench.cli.run import run
     from bench.cli.speed import speed
-    for command in (check, eval_command, experiment, experiments, launch, models, plot, recipes,
-                    record, run, speed, table):
+    for command in (check, eval_command, experiment, experiments, export_command, launch,
+                    models, plot, recipes, record, run, speed, table):
         cli.add_command(command)
 
 

@@ -20,8 +20,9 @@ from bench.speed import COMPARE, DTYPES, MODES
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
               help="float16 needs --gpus.")
 @click.option("--compare", type=click.Choice(COMPARE), default=None,
-              help="Also time GluonCV's network of the same name, interleaved, and print the "
-                   "ratio ours / theirs.")
+              help="Also time, interleaved, GluonCV's network of the same name (gluoncv) or "
+                   "ours exported to ONNX in ONNX Runtime's CPU provider with as many threads "
+                   "(onnxruntime: inference, needs the onnx extra); print ours / theirs.")
 @click.option("--gpus", default=None, metavar="IDS",
               help="Comma-separated GPU numbers, e.g. 0,1 (the batch is split over them); "
                    "default: CPU.")
@@ -62,6 +63,7 @@ def render_text(result: dict) -> str:
     if result["theirs"]:
         rows.append((result["compare"], result["theirs"]))
     name_width = max(len(r["name"]) for _, r in rows)
+    label_width = max(8, *(len(label) for label, _ in rows))
     lines = [
         f"{result['model']}  {result['mode']}  batch {result['batch_size']}  "
         f"{result['dtype']}  {result['input_size']}x{result['input_size']}  "
@@ -69,10 +71,10 @@ def render_text(result: dict) -> str:
         f"{result['rounds']} rounds x {result['iterations']} iterations, "
         f"mxnet {result['mxnet']}",
         "",
-        f"{'':8}  {'network':<{name_width}}  {'img/s':>8}  rounds (img/s)",
+        f"{'':{label_width}}  {'network':<{name_width}}  {'img/s':>8}  rounds (img/s)",
     ]
     for label, r in rows:
-        lines.append(f"{label:8}  {r['name']:<{name_width}}  {r['images_per_sec']:8.1f}  "
+        lines.append(f"{label:{label_width}}  {r['name']:<{name_width}}  {r['images_per_sec']:8.1f}  "
                      + " ".join(f"{v:.1f}" for v in r["rounds"]))
     if result["ratio"] is not None:
         lines.append(f"\nratio ours / {result['compare']}: {result['ratio']:.3f} "
