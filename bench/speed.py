@@ -282,6 +282,9 @@ def _check_request(spec, mode: str, dtype: str, compare: str | None, fuse: bool 
     if compare is not None and compare not in COMPARE:
         raise BenchError(f"cannot compare with {compare!r}{did_you_mean(compare, COMPARE)}; "
                          f"choose from {', '.join(COMPARE)}")
+    if fuse and dtype != "float32":
+        raise BenchError(f"--fuse is the fp32 oneDNN fusion, for --dtype float32 only ({dtype} "
+                         "has its own conversion)")
     if mode == "train" and (dtype in CONVERTED or fuse):
         what = "--fuse" if fuse and dtype not in CONVERTED else dtype
         raise BenchError(f"`bench speed --mode train` does not run {what} yet: it times "
