@@ -142,7 +142,7 @@ def test_unsupported_cpu(trained, monkeypatch, dtype, flag):
 
 
 def test_one_line_refusals(trained):
-    with pytest.raises(BenchError, match="fp32 oneDNN fusion"):
+    with pytest.raises(BenchError, match="fp32 oneDNN fusion, for float32 only"):
         _convert(trained, "bfloat16", fuse=True)
     net, x, _, _ = trained
     with pytest.raises(BenchError, match="calibration data"):
