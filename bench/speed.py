@@ -15,6 +15,13 @@ with the same weights and input, in interleaved rounds (ours, theirs, theirs, ou
 one that goes first alternates), so that drift in the machine's speed hits both alike. The
 report gives the median of the rounds for each and the ratio ours / theirs.
 
+Precisions (``dtype``, from :mod:`bench.precision`): float16 is a cast on the GPU; bfloat16,
+int8 and fp32 with oneDNN fusion (``fuse``) are CPU conversions by :mod:`bench.inference` of
+our fp32 net. int8 is calibrated here on synthetic batches (the speed of its kernels does not
+depend on the values; accuracy is ``bench eval``'s business). With ``compare="float32"`` the
+other network is our own fp32 net, unfused, with the same weights, so the ratio is the
+speed-up the precision (or the fusion) brings, measured in one process.
+
 Default batch sizes: on CPU 32 for CIFAR-size nets and 16 for ImageNet-size nets (large
 enough for MXNet's CPU kernels to reach their throughput, small enough that a round takes
 seconds, not minutes); on GPUs 128 (CIFAR) and 64 (ImageNet) per GPU, the batch being split
@@ -32,11 +39,13 @@ from typing import Callable, Sequence
 
 from bench._mxnet import require_mxnet
 from bench.errors import BenchError, check_choice, did_you_mean
+from bench.precision import PRECISIONS, cpu_flags, present, require
 from bench.provenance import cpu_model
 
 MODES = ("infer", "train")
-DTYPES = ("float32", "float16")
-COMPARE = ("gluoncv", "onnxruntime")
+COMPARE = ("gluoncv", "float32", "onnxruntime")
+# Precisions run as a converted CPU graph (bench.inference) rather than a cast Gluon net.
+CONVERTED = ("bfloat16", "int8")
 HYBRIDIZE = {"static_alloc": True, "static_shape": True}
 
 
@@ -65,6 +74,7 @@ class _Runner:
     batch_size: int
     trainer: object = None
     loss: object = None
+    label: str = "ours"
     results: list[SpeedResult] = field(default_factory=list)
 
     def step(self) -> None:
@@ -99,15 +109,21 @@ class _Runner:
 
 
 def _prepare(net, *, mode: str, batch_size: int, input_size: int, classes: int, dtype: str,
-             contexts: Sequence, initialized: bool = False) -> _Runner:
+             contexts: Sequence, initialized: bool = False, converted: bool = False,
+             x=None) -> _Runner:
+    """``converted``: ``net`` comes from :func:`bench.inference.convert`, already hybridized
+    for its fp32 input ``x``."""
     mx = require_mxnet()
     if not initialized:
         net.initialize(mx.init.Xavier(magnitude=2), ctx=list(contexts))
-    if dtype != "float32":
-        net.cast(dtype)
-    net.hybridize(**HYBRIDIZE)
+    if not converted:
+        if dtype != "float32":
+            net.cast(dtype)
+        net.hybridize(**HYBRIDIZE)
     shape = (batch_size, 3, input_size, input_size)
-    x = mx.nd.random.normal(shape=shape, ctx=contexts[0]).astype(dtype)
+    if x is None:
+        x = mx.nd.random.normal(shape=shape, ctx=contexts[0])
+    x = x.astype("float32" if converted else dtype, copy=False)
     y = mx.nd.random.randint(0, classes, shape=(batch_size,), ctx=contexts[0]).astype("float32")
     if len(contexts) > 1:
         data = mx.gluon.utils.split_and_load(x, contexts)
@@ -152,24 +168,25 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
               dtype: str = "float32", compare: str | None = None,
               gpus: str | Sequence[int] | None = None, input_size: int | None = None,
               warmup: int = 3, rounds: int = 5, iterations: int | None = None,
-              seconds: float = 3.0,
+              seconds: float = 3.0, fuse: bool = False, calibration=None,
               progress: Callable[[str], None] | None = None) -> dict:
     """Benchmark a registered network; return a JSON-ready dict (see the module docstring).
 
     ``iterations`` per round defaults to as many as take about ``seconds`` (judged from the
     warm-up of our network); with ``compare`` both networks run the same number.
+    ``calibration`` (a :class:`bench.inference.Calibration`) sets int8's calibration.
     """
     from bench.engine import devices
     from bench.models import get_model, get_spec
 
     spec = get_spec(model)  # unknown names fail first, with close matches
-    _check_request(spec, mode, dtype, compare, batch_size=batch_size, input_size=input_size,
-                   rounds=rounds, iterations=iterations)
+    _check_request(spec, mode, dtype, compare, fuse, batch_size=batch_size,
+                   input_size=input_size, rounds=rounds, iterations=iterations)
     gpu_ids = devices.parse_gpus(",".join(map(str, gpus)) if isinstance(gpus, (list, tuple))
                                  else gpus)
-    if dtype == "float16" and not gpu_ids:
-        raise BenchError("float16 needs a GPU (`--gpus 0`): MXNet's CPU kernels do not "
-                         "support it well")
+    require(dtype, on_gpu=bool(gpu_ids))
+    if fuse and gpu_ids:
+        raise BenchError("--fuse is oneDNN's CPU fusion: run without --gpus")
     # The checks `bench run` makes: CPU wheel, missing GPUs, compute capabilities the
     # mxnet-cu112 wheel has no kernels for.
     devices.check_gpus(gpu_ids)
@@ -182,20 +199,48 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
     say = progress or (lambda message: None)
     load_before = os.getloadavg()
 
-    nets = {"ours": get_model(spec.name)}
-    nets["ours"].initialize(mx.init.Xavier(magnitude=2), ctx=contexts)
-    if compare == "gluoncv":
+    fp32 = get_model(spec.name)
+    fp32.initialize(mx.init.Xavier(magnitude=2), ctx=contexts)
+    x = mx.nd.random.normal(shape=(batch, 3, size, size), ctx=contexts[0])
+    nets = {"ours": fp32}
+    if compare == "gluoncv":  # before any conversion: the copy runs our Gluon net
         from bench.models.gluoncv_import import build_gluoncv, copy_by_structure
         theirs = build_gluoncv(spec.gluoncv, classes=spec.classes)
         theirs.initialize(mx.init.Xavier(magnitude=2), ctx=contexts)
         # Same weights, so that both compute on the same numbers (denormals cost time on CPU).
-        copy_by_structure(nets["ours"], theirs, spec.input_size, contexts[0])
+        copy_by_structure(fp32, theirs, spec.input_size, contexts[0])
+    converted = None
+    if dtype in CONVERTED or fuse:
+        from bench import inference
+        if dtype == "int8":
+            calibration = calibration or inference.Calibration()
+            say(f"calibrating int8 on {calibration.batches} synthetic batches "
+                f"({calibration.mode}, {calibration.granularity})")
+        converted = inference.convert(fp32, dtype, x, fuse=fuse,
+                                      calib_data=_synthetic_batches(x, calibration),
+                                      calibration=calibration)
+        nets["ours"] = converted.net
+    if compare == "gluoncv":
         nets["theirs"] = theirs
+    elif compare == "float32" and converted is not None:
+        nets["theirs"] = fp32  # the converted net was made from it: the same weights
+    elif compare == "float32":
+        # float16 (on GPUs) against fp32: a second instance with the same fp32 weights.
+        theirs = get_model(spec.name)
+        theirs.initialize(ctx=contexts)
+        for mine, other in zip(fp32.collect_params().values(),
+                               theirs.collect_params().values()):
+            other.set_data(mine.data(contexts[0]))
+        nets["theirs"] = theirs
+    # GluonCV's net runs in our precision where that is a cast (float16), else in fp32.
+    their_dtype = "float32" if compare == "float32" or converted is not None else dtype
     runners = {}
     for key, net in nets.items():
+        own = key == "ours"
         runner = _prepare(net, mode=mode, batch_size=batch, input_size=size,
-                          classes=spec.classes, dtype=dtype, contexts=contexts,
-                          initialized=True)
+                          classes=spec.classes, dtype=dtype if own else their_dtype,
+                          contexts=contexts, initialized=True,
+                          converted=own and converted is not None, x=x)
         _warm_up(runner, warmup, spec.name, size)
         runners[key] = runner
     if compare == "onnxruntime":  # our net, exported, on the same input (bench/export.py)
@@ -214,22 +259,49 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
             f"{_label(k, compare)} {runners[k].results[-1].images_per_sec:.1f} img/s"
             for k in order))
 
-    return _report(spec, runners, mode=mode, batch=batch, dtype=dtype, contexts=contexts,
-                   size=size, warmup=warmup, iterations=iterations, rounds=rounds,
-                   compare=compare, load_before=load_before)
+    settings = (converted.describe() if converted is not None
+                else {"dtype": dtype, "fused": False, "calibration": None})
+    if settings["calibration"] is not None:
+        settings["calibration"]["data"] = "synthetic"
+    return _report(spec, runners, mode=mode, batch=batch, settings=settings,
+                   contexts=contexts, size=size, warmup=warmup, iterations=iterations,
+                   rounds=rounds, compare=compare, load_before=load_before)
 
 
-def _check_request(spec, mode: str, dtype: str, compare: str | None, **counts) -> None:
+def _synthetic_batches(x, calibration):
+    """``calibration.batches`` random normal batches shaped like ``x`` (None unless int8)."""
+    if calibration is None:
+        return None
+    mx = require_mxnet()
+    return [mx.nd.random.normal(shape=x.shape, ctx=x.context)
+            for _ in range(calibration.batches)]
+
+
+def _check_request(spec, mode: str, dtype: str, compare: str | None, fuse: bool = False,
+                   **counts) -> None:
     """One-line errors for what ``benchmark`` cannot do, before anything is built."""
     from bench.models import get_spec, list_models
     check_choice("mode", mode, MODES)
-    check_choice("dtype", dtype, DTYPES)
+    check_choice("dtype", dtype, PRECISIONS)
     if compare is not None and compare not in COMPARE:
         raise BenchError(f"cannot compare with {compare!r}{did_you_mean(compare, COMPARE)}; "
                          f"choose from {', '.join(COMPARE)}")
     if compare == "onnxruntime":
         from bench.export import check_ort_request
         check_ort_request(mode, dtype)
+        if fuse:
+            raise BenchError("--compare onnxruntime times our unfused fp32 net against ONNX "
+                             "Runtime's: drop --fuse")
+    if fuse and dtype != "float32":
+        raise BenchError(f"--fuse is the fp32 oneDNN fusion, for --dtype float32 only ({dtype} "
+                         "has its own conversion)")
+    if mode == "train" and (dtype in CONVERTED or fuse):
+        what = "--fuse" if fuse and dtype not in CONVERTED else dtype
+        raise BenchError(f"`bench speed --mode train` does not run {what} yet: it times "
+                         "float32 (or float16 on GPUs); use --mode infer")
+    if compare == "float32" and dtype == "float32" and not fuse:
+        raise BenchError("--compare float32 with --dtype float32 would time the net against "
+                         "itself: add --fuse or choose another --dtype")
     if compare == "gluoncv" and not spec.gluoncv:
         names = [n for n in list_models() if get_spec(n).gluoncv]
         raise BenchError(f"{spec.name} has no GluonCV counterpart to compare with; "
@@ -239,7 +311,7 @@ def _check_request(spec, mode: str, dtype: str, compare: str | None, **counts) -
             raise BenchError(f"{key.replace('_', ' ')} must be at least 1, not {value}")
 
 
-def _report(spec, runners: dict, *, mode: str, batch: int, dtype: str, contexts: list,
+def _report(spec, runners: dict, *, mode: str, batch: int, settings: dict, contexts: list,
             size: int, warmup: int, iterations: int, rounds: int, compare: str | None,
             load_before) -> dict:
     """The JSON-ready result: medians, every round, the ratio and the machine's state."""
@@ -251,13 +323,15 @@ def _report(spec, runners: dict, *, mode: str, batch: int, dtype: str, contexts:
                 "rounds": [round(v, 3) for v in rates]}
 
     ours = summary("ours", spec.name)
-    theirs = (summary("theirs", getattr(runners["theirs"], "name", spec.gluoncv))
-              if "theirs" in runners else None)
+    theirs = None
+    if "theirs" in runners:
+        name = spec.gluoncv if compare == "gluoncv" else spec.name
+        theirs = summary("theirs", getattr(runners["theirs"], "name", name))
     return {
         "model": spec.name,
         "mode": mode,
         "batch_size": batch,
-        "dtype": dtype,
+        **settings,  # dtype, fused, calibration (int8: mode, batches, granularity, excluded)
         "device": ",".join(str(c) for c in contexts),
         "input_size": size,
         "warmup": warmup,
@@ -276,6 +350,7 @@ def _report(spec, runners: dict, *, mode: str, batch: int, dtype: str, contexts:
         "onnxruntime": getattr(runners.get("theirs"), "version", None),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "cpu": cpu_model(),
+        "cpu_flags": present(cpu_flags()),
         "cores": len(os.sched_getaffinity(0)),
         # Other processes on the machine skew timings; this says whether there were any.
         "load_average_before": [round(v, 2) for v in load_before],

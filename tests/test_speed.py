@@ -70,6 +70,43 @@ def test_float16_on_cpu():
                            "float16", "--gpus")
 
 
+def test_int8_against_float32():
+    out = _json(run("cifar_resnet20_v1", "--dtype", "int8", "--compare", "float32",
+                    "--batch-size", "4", "--iterations", "1", "--rounds", "1", "--warmup", "1",
+                    "--calib-batches", "2", "--format", "json"))
+    assert out["dtype"] == "int8" and out["fused"] is False and out["compare"] == "float32"
+    calib = out["calibration"]
+    assert calib["mode"] == "naive" and calib["batches"] == 2 and calib["examples"] == 8
+    assert calib["granularity"] == "tensor-wise" and calib["data"] == "synthetic"
+    assert calib["excluded"] == ["cifar_resnet20_v1_conv0_fwd", "cifar_resnet20_v1_dense0_fwd"]
+    assert out["theirs"]["name"] == "cifar_resnet20_v1" and out["ratio"] > 0
+    assert isinstance(out["cpu_flags"], list) and out["cpu"] and "omp_num_threads" in out
+
+
+def test_fused_text():
+    result = run("cifar_resnet20_v1", "--fuse", "--compare", "float32", *TINY)
+    assert result.exit_code == 0, result.stderr
+    assert "precision float32 fused" in result.stdout
+    assert "ratio float32 fused / float32: " in result.stdout
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("--dtype", "bfloat16", "--mode", "train"), ("bfloat16", "--mode infer")),
+    (("--fuse", "--mode", "train"), ("--fuse", "--mode infer")),
+    (("--compare", "float32"), ("itself", "--fuse")),
+    (("--dtype", "int8", "--fuse"), ("--fuse", "int8")),
+])
+def test_precision_refusals(args, needles):
+    _assert_quiet_error(run("cifar_resnet20_v1", *args, *TINY), *needles)
+
+
+def test_bfloat16_without_cpu_flags(monkeypatch):
+    import bench.precision
+    monkeypatch.setattr(bench.precision, "cpu_flags", lambda *a: {})
+    _assert_quiet_error(run("cifar_resnet20_v1", "--dtype", "bfloat16", *TINY),
+                        "bfloat16", "avx512_bf16")
+
+
 def test_bad_input_size():
     _assert_quiet_error(run("resnet50_v1d", "--input-size", "1", *TINY), "1x1")
 

@@ -6,7 +6,9 @@ import json
 import click
 
 from bench.data.spec import MAX_SIDE
-from bench.speed import COMPARE, DTYPES, MODES
+from bench.inference import CALIB_MODES, GRANULARITIES, Calibration
+from bench.precision import PRECISIONS
+from bench.speed import COMPARE, MODES
 
 
 @click.command("speed", short_help="Measure a network's images/s, ours next to GluonCV's.")
@@ -17,12 +19,22 @@ from bench.speed import COMPARE, DTYPES, MODES
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None, metavar="N",
               help="Images per step [default: CPU 32 for CIFAR nets, 16 for ImageNet nets; "
                    "GPU 128 / 64 per GPU].")
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
-              help="float16 needs --gpus.")
+@click.option("--dtype", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+              help="float16 needs --gpus; bfloat16 (AMP) and int8 (quantized) are CPU "
+                   "conversions of our fp32 net, inference only.")
+@click.option("--fuse", is_flag=True,
+              help="float32 with oneDNN graph fusion (conv+BN+ReLU+sum), CPU inference.")
+@click.option("--calib-batches", type=click.IntRange(min=1), default=10, show_default=True,
+              metavar="N", help="int8: synthetic calibration batches.")
+@click.option("--calib-mode", type=click.Choice(CALIB_MODES), default="naive",
+              show_default=True, help="int8: calibration of the layer ranges.")
+@click.option("--granularity", type=click.Choice(GRANULARITIES), default="tensor-wise",
+              show_default=True, help="int8: one weight scale per tensor or per channel.")
 @click.option("--compare", type=click.Choice(COMPARE), default=None,
-              help="Also time, interleaved, GluonCV's network of the same name (gluoncv) or "
-                   "ours exported to ONNX in ONNX Runtime's CPU provider with as many threads "
-                   "(onnxruntime: inference, needs the onnx extra); print ours / theirs.")
+              help="Also time, interleaved: gluoncv = GluonCV's network of the same name; "
+                   "float32 = our own fp32 net unfused (the ratio is the precision's "
+                   "speed-up); onnxruntime = ours exported to ONNX in ONNX Runtime's CPU "
+                   "provider with as many threads (inference, needs the onnx extra).")
 @click.option("--gpus", default=None, metavar="IDS",
               help="Comma-separated GPU numbers, e.g. 0,1 (the batch is split over them); "
                    "default: CPU.")
@@ -36,7 +48,8 @@ from bench.speed import COMPARE, DTYPES, MODES
               metavar="N", help="Untimed steps before the first round.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
-def speed(model: str, mode: str, batch_size: int | None, dtype: str, compare: str | None,
+def speed(model: str, mode: str, batch_size: int | None, dtype: str, fuse: bool,
+          calib_batches: int, calib_mode: str, granularity: str, compare: str | None,
           gpus: str | None, input_size: int | None, iterations: int | None, rounds: int,
           warmup: int, fmt: str) -> None:
     """Measure the throughput (images/s) of MODEL on synthetic input.
@@ -44,13 +57,19 @@ def speed(model: str, mode: str, batch_size: int | None, dtype: str, compare: st
     The network is hybridized (static_alloc, static_shape); after the warm-up steps, each
     round times --iterations steps with mx.nd.waitall() inside the timed region, and the
     median over the rounds is reported. With --compare gluoncv, GluonCV's network of the same
-    name (same weights, same input) is timed in alternating rounds in the same process.
+    name (same weights, same input) is timed in alternating rounds in the same process;
+    with --compare float32, our own fp32 net is, so that the ratio is the speed-up of --dtype
+    (or of --fuse). int8 is calibrated on synthetic batches (speed does not depend on the
+    values; `bench eval` measures the accuracy).
 
     One line per round goes to stderr; the result goes to stdout.
     """
     from bench.speed import benchmark
 
+    calibration = (Calibration(mode=calib_mode, batches=calib_batches, granularity=granularity)
+                   if dtype == "int8" else None)
     result = benchmark(model, mode=mode, batch_size=batch_size, dtype=dtype, compare=compare,
+                       fuse=fuse, calibration=calibration,
                        gpus=gpus, input_size=input_size, warmup=warmup, rounds=rounds,
                        iterations=iterations,
                        progress=lambda message: click.echo(message, err=True))
@@ -68,6 +87,7 @@ def render_text(result: dict) -> str:
         f"{result['model']}  {result['mode']}  batch {result['batch_size']}  "
         f"{result['dtype']}  {result['input_size']}x{result['input_size']}  "
         f"on {result['device']} ({result['cpu']}, OMP_NUM_THREADS={result['omp_num_threads']})",
+        f"precision {_precision(result)}; CPU flags: {' '.join(result['cpu_flags']) or 'none'}",
         f"{result['rounds']} rounds x {result['iterations']} iterations, "
         f"mxnet {result['mxnet']}",
         "",
@@ -77,6 +97,18 @@ def render_text(result: dict) -> str:
         lines.append(f"{label:{label_width}}  {r['name']:<{name_width}}  {r['images_per_sec']:8.1f}  "
                      + " ".join(f"{v:.1f}" for v in r["rounds"]))
     if result["ratio"] is not None:
-        lines.append(f"\nratio ours / {result['compare']}: {result['ratio']:.3f} "
+        ours = (result["dtype"] + (" fused" if result["fused"] else "")
+                if result["compare"] == "float32" else "ours")
+        lines.append(f"\nratio {ours} / {result['compare']}: {result['ratio']:.3f} "
                      f"(per round: {', '.join(f'{v:.3f}' for v in result['round_ratios'])})")
     return "\n".join(lines)
+
+
+def _precision(result: dict) -> str:
+    """``int8 (naive, 10 synthetic calibration batches, tensor-wise)``, ``float32 fused``..."""
+    text = result["dtype"] + (" fused" if result.get("fused") else "")
+    calib = result.get("calibration")
+    if calib:
+        text += (f" ({calib['mode']}, {calib['batches']} {calib.get('data', '')} calibration "
+                 f"batches, {calib['granularity']}, fp32: {', '.join(calib['excluded']) or '-'})")
+    return text
