@@ -176,6 +176,10 @@ FAMILY_INIT = {
     "bot_": ("xavier_uniform", "same", "one"),  # Bag of Tricks Sec. 2.1
     "paddleclas_": ("he_fan_in", "torch_linear_zero_bias", "one"),  # Paddle Conv2D default
     "digits_": ("msra_prelu", "same", "one"),  # ours
+    "mnist5k_": ("msra_prelu", "same", "one"),  # ours (the distillation demo, as digits_)
+    # zlmzju/fusenet@659e6bf train_model.py mx.init.Mixed: convs Xavier(gaussian, in, 2),
+    # the classifier Xavier(uniform, in, 1) with its bias 0
+    "zhao2016_": ("he_fan_in", "torch_linear_zero_bias", "one"),
 }
 
 
