@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,8 +103,10 @@ def low_precision_forward(net, dtype: str, sample):
                                    cast_optional_params=False)
     outputs = [mx.sym.amp_cast(converted[i], dtype="float32")
                for i in range(len(converted.list_outputs()))]
-    block = mx.gluon.SymbolBlock(outputs[0] if len(outputs) == 1 else mx.sym.Group(outputs),
-                                 inputs, params=net.collect_params())
+    with warnings.catch_warnings():  # the input's dtype is only known at the first call
+        warnings.filterwarnings("ignore", message="Cannot decide type")
+        block = mx.gluon.SymbolBlock(outputs[0] if len(outputs) == 1 else mx.sym.Group(outputs),
+                                     inputs, params=net.collect_params())
     block.hybridize(static_alloc=True, static_shape=True)
     return block
 
