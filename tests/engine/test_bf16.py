@@ -15,6 +15,7 @@ from bench.errors import BenchError
 from bench.precision import cpu_flags, unsupported
 from bench.recipes import load_recipe
 from tests.cli import assert_one_line_error, invoke
+from tests.engine.test_distill import TEACHER, teacher_file  # noqa: F401 (a fixture)
 from tests.engine.test_training import _bench, _final_params
 
 BF16 = 'train.dtype="bfloat16"'
@@ -92,3 +93,17 @@ def test_a_resumed_bf16_run_equals_a_straight_one(bf16_runs):
     for name in a:  # bit-exact: one thread, same kernels, same order
         np.testing.assert_array_equal(b[name], a[name], err_msg=name)
     assert [w["loss"] for w in _windows(run_b)][-2:] == [w["loss"] for w in _windows(run_a)][-2:]
+
+
+@needs_bf16
+def test_distillation_runs_its_teacher_in_bf16_too(tmp_path, teacher_file):
+    from bench.engine.run import start_run
+    recipe = load_recipe("digits_resnet", [BF16, f"distill.teacher={TEACHER}",
+                                           f"distill.weights={teacher_file}"])
+    run_dir = start_run(recipe, RunOptions(out=tmp_path, progress=False, loader_workers=0,
+                                           max_steps=3, batch_size=32))
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["dtype"] == "bfloat16" and info["teacher"]["file"] == str(teacher_file)
+    losses = [w["loss"] for w in _windows(run_dir)]
+    assert losses and all(np.isfinite(losses))
+    assert {str(v.dtype) for v in _final_params(run_dir).values()} == {"float32"}
