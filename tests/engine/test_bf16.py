@@ -52,6 +52,32 @@ def test_the_memory_estimate_counts_two_bytes_per_bf16_activation():
     assert bf16 * 2 == fp32 and fixed16 == fixed32  # parameters stay fp32
 
 
+@needs_bf16
+def test_the_bf16_graph_trains_the_nets_own_fp32_parameters():
+    import mxnet as mx
+    from mxnet import autograd
+    from bench.engine.build import low_precision_forward
+    from bench.models import get_model
+    net = get_model("cifar_resnet20_v1_a", classes=10, in_channels=1)
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    x = mx.nd.random.uniform(shape=(4, 1, 8, 8))
+    block = low_precision_forward(net, "bfloat16", x)
+    ours, theirs = net.collect_params(), block.collect_params()
+    assert set(theirs.keys()) == set(ours.keys())
+    assert all(theirs[k] is ours[k] for k in ours)  # the same Parameter objects
+    # bf16 rounding of the same network (inference mode, both): within bf16's 8-bit mantissa
+    np.testing.assert_allclose(block(x).asnumpy(), net(x).asnumpy(), rtol=0.05, atol=0.02)
+    with autograd.record():
+        out = block(x)
+        loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()(out, mx.nd.array([0, 1, 2, 3]))
+    loss.backward()
+    assert out.dtype == np.float32 and all(np.dtype(p.dtype) == np.float32 for p in ours.values())
+    weight = next(p for k, p in ours.items() if k.endswith("conv0_weight"))  # the stem
+    grad = weight.grad().asnumpy()
+    assert grad.dtype == np.float32 and np.abs(grad).sum() > 0
+
+
 @pytest.fixture(scope="module")
 def bf16_runs(tmp_path_factory):
     """12 steps straight, and 6 steps + a resume in a fresh process to 12 (one thread and
