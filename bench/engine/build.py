@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,14 @@ def data_spec(recipe: Recipe):
 
 
 def effective_dtype(recipe: Recipe, on_gpu: bool) -> tuple[str, list[str]]:
-    """fp16 and AMP need CUDA kernels; on CPU the run falls back to fp32 and says so."""
+    """fp16 and AMP need CUDA kernels; on CPU the run falls back to fp32 and says so (fp32 is
+    the fast path there, and the change is printed and recorded in run.json). bfloat16 is a CPU
+    path needing AVX512_BF16 or AMX: elsewhere (a GPU, or a CPU without them, where oneDNN would
+    emulate it slower than fp32) the run is refused in one line, never run in fp32 instead."""
+    if recipe.train.dtype == "bfloat16":
+        from bench.precision import require
+        require("bfloat16", on_gpu=on_gpu, training=True)
+        return "bfloat16", []
     if recipe.train.dtype != "float32" and not on_gpu:
         return "float32", [f"train.dtype {recipe.train.dtype} needs a GPU (MXNet's CPU kernels "
                            "have no fp16 convolution): running float32"]
@@ -61,6 +69,46 @@ def build_net(recipe: Recipe, classes: int, in_channels: int, ctxs: list, dtype:
     if dtype == "float16":
         net.cast("float16")
     return net
+
+
+# MXNet 1.9.1's AMP lists put zeros_like and slice_axis among the fp32 operators; in a bf16 graph
+# they then make fp32 zeros that Concat (dtype-neutral, not widest-type) refuses to join to bf16
+# data: He 2015's option-A shortcut (ZeroPadShortcut) fails to convert. Left out of the list, they
+# follow their input's dtype (zeros are exact in bf16).
+_FOLLOW_INPUT_OPS = ("zeros_like", "slice_axis")
+
+
+def low_precision_forward(net, dtype: str, sample):
+    """The forward pass of ``net`` in ``dtype`` (bfloat16) on the same fp32 Parameters.
+
+    MXNet's AMP graph pass (``amp.convert_symbol``) inserts casts around ``net``'s hybridized
+    graph: convolutions and the classifier in bf16, BN with fp32 gamma/beta/statistics (AMP's
+    BF16_USE_FP32_PARAMS), softmax-like and reductions in fp32. The weights stay fp32 (the
+    master weights, what the trainer updates and checkpoints save) and are cast in the graph at
+    every forward, so their gradients arrive in fp32. The output is cast to fp32, so the loss is
+    computed in fp32. Unlike ``amp.init``, which patches every MXNet operator of the process and
+    cannot be undone, this touches only the returned block. ``sample`` (one batch, any size)
+    runs ``net`` once to build its graph."""
+    mx = require_mxnet()
+    from mxnet.contrib import amp
+    from mxnet.contrib.amp.lists import symbol_bf16
+    if dtype != "bfloat16":
+        raise ValueError(f"no low-precision forward for {dtype}")
+    if not net._cached_graph:
+        net(sample)
+    inputs, sym = net._cached_graph
+    fp32_ops = [op for op in symbol_bf16.FP32_FUNCS if op not in _FOLLOW_INPUT_OPS]
+    converted = amp.convert_symbol(sym, target_dtype="bfloat16", fp32_ops=fp32_ops,
+                                   data_names=[i.name for i in inputs],
+                                   cast_optional_params=False)
+    outputs = [mx.sym.amp_cast(converted[i], dtype="float32")
+               for i in range(len(converted.list_outputs()))]
+    with warnings.catch_warnings():  # the input's dtype is only known at the first call
+        warnings.filterwarnings("ignore", message="Cannot decide type")
+        block = mx.gluon.SymbolBlock(outputs[0] if len(outputs) == 1 else mx.sym.Group(outputs),
+                                     inputs, params=net.collect_params())
+    block.hybridize(static_alloc=True, static_shape=True)
+    return block
 
 
 def build_trainer(recipe: Recipe, net, lr: float, kvstore: str | None, dtype: str,

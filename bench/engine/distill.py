@@ -139,6 +139,7 @@ class Distiller:
 def build_distiller(recipe: Recipe, record: dict[str, Any], hard_loss, classes: int,
                     in_channels: int, ctxs: list, dtype: str) -> Distiller:
     """Load the teacher of ``record`` (run.json's) on ``ctxs``, hybridized, in ``dtype``."""
+    mx = require_mxnet()
     from bench.models import get_model
     d = recipe.distill
     args = {"classes": classes, **d.teacher_args}
@@ -153,4 +154,12 @@ def build_distiller(recipe: Recipe, record: dict[str, Any], hard_loss, classes: 
     if dtype == "float16":
         teacher.cast("float16")
     teacher.hybridize(static_alloc=True, static_shape=True)
+    if dtype == "bfloat16":
+        # The teacher in bf16 too: its forward costs as much as the student's (or more, a
+        # bigger net), so an fp32 teacher would forfeit much of the speed-up, while its logits
+        # reach the soft term cast to fp32 (bf16's 8-bit mantissa moves a logit by < 0.4 %).
+        from bench.engine.build import low_precision_forward
+        size = recipe.data.input_size
+        teacher = low_precision_forward(teacher, dtype, mx.nd.zeros(
+            (1, in_channels, size, size), ctx=ctxs[0]))
     return Distiller(teacher, hard_loss, d.temperature, d.hard_weight, d.loss)

@@ -53,7 +53,7 @@ def training_bytes(recipe: Recipe, dtype: str) -> tuple[int, int]:
     from bench.models import profile
     spec = build.data_spec(recipe)
     classes, channels = num_classes(spec), in_channels(spec)
-    size, dtype_bytes = spec.input_size, 2 if dtype == "float16" else 4
+    size, dtype_bytes = spec.input_size, 2 if dtype in ("float16", "bfloat16") else 4
     key = (recipe.network, json.dumps(recipe.network_args, sort_keys=True), classes, channels,
            size, dtype_bytes)
     if key not in _CACHE:

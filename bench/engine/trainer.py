@@ -132,6 +132,14 @@ class _Training:
         self.net = build.build_net(self.recipe, self.classes, self.channels, setup.ctxs,
                                    setup.dtype)
         self.net.hybridize(static_alloc=True, static_shape=True)
+        # What the steps and evaluations run: the net itself, or its bf16 graph on the same
+        # fp32 parameters (checkpoints, health checks and the trainer keep using self.net).
+        self.forward = self.net
+        if setup.dtype == "bfloat16":
+            size = self.spec.input_size
+            self.forward = build.low_precision_forward(
+                self.net, setup.dtype, mx.nd.zeros((1, self.channels, size, size),
+                                                   ctx=setup.ctxs[0]))
         self.trainer = build.build_trainer(self.recipe, self.net, self.plan.lr, setup.kvstore,
                                            setup.dtype, cluster)
         self.loss_fn, self.dense = build.build_loss(self.recipe)
@@ -208,7 +216,7 @@ class _Training:
                     self.log.write("momentum_reset", iteration=it,
                                    buffers=reset_momentum(self.trainer))
                 mx.random.seed(step_seed(self.seed, it))
-                loss_sum, wrong = recipe_step(self.net, self.trainer, self.loss_fn, x, y, setup,
+                loss_sum, wrong = recipe_step(self.forward, self.trainer, self.loss_fn, x, y, setup,
                                               self.classes, self.dense, mixup_on, self.seed, it,
                                               self.distiller)
                 state["iteration"] = it + 1
@@ -337,7 +345,7 @@ class _Training:
         x = to_nd(batch, self.setup.dtype)
         ctxs = self.setup.ctxs
         parts = devices.split_batch(x, None, ctxs)[0] if len(ctxs) > 1 else [x.as_in_context(ctxs[0])]
-        return np.concatenate([self.net(p).astype("float32").softmax().asnumpy() for p in parts])
+        return np.concatenate([self.forward(p).astype("float32").softmax().asnumpy() for p in parts])
 
     def evaluate(self, epoch: int, elapsed: float, partial: bool = False) -> None:
         """Evaluate and log; ``partial`` marks a mid-epoch evaluation (a --max-steps stop).

@@ -19,8 +19,9 @@ from typing import Any
 # The data vocabulary is the data layer's (one definition; the readers validate the same names).
 from bench.data.spec import (AUGMENTS, DATASETS, FORMATS, MAX_SIDE, NORMALIZATIONS, PADS,
                              PROTOCOLS)
+# The precision vocabulary is bench.precision's (train.dtype takes TRAIN_DTYPES).
+from bench.precision import TRAIN_DTYPES
 
-DTYPES = ("float32", "float16", "amp")
 OPTIMIZERS = ("sgd", "nag")
 SCHEDULES = ("step", "cosine", "poly", "constant")
 SCHEDULE_UNITS = ("epoch", "iteration")  # what schedule.milestones count
@@ -179,7 +180,7 @@ class TrainSection:
         if not 0 <= self.seed < SEED_LIMIT:
             raise ValueError(f"train.seed = {self.seed!r} must be in [0, 2^32), i.e. 0 to "
                              f"{SEED_LIMIT - 1}")
-        _one_of("train.dtype", self.dtype, DTYPES)
+        _one_of("train.dtype", self.dtype, TRAIN_DTYPES)
         if self.init in INIT_RENAMED:
             new, meaning = INIT_RENAMED[self.init]
             raise ValueError(f"train.init = {self.init!r} is the old name of {new!r} ({meaning}); "
