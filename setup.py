@@ -34,7 +34,9 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "cu112": ["mxnet-cu112==1.9.1"],
-        "test": ["pytest>=7", "pytest-timeout"],
+        # pytest 9.2 ignores the node-id suffix by which pytest-xdist 3.8 keeps an xdist_group
+        # on one worker (pytest-dev/pytest-xdist#1386): `make test -n 2` relies on it.
+        "test": ["pytest>=7,<9.2", "pytest-timeout", "pytest-xdist>=3"],
     },
     entry_points={"console_scripts": ["bench=bench.cli:main"]},
 )
