@@ -29,8 +29,12 @@ demo: install
 
 # The default (pyproject.toml's addopts) leaves out tests marked slow. The committed results
 # table must be current (generated from results/runs and results/published.toml).
+# pytest-xdist runs the tests in TEST_WORKERS processes (CI has 2 cores; tests/conftest.py
+# gives each worker its share of OpenMP threads and keeps a module's shared fixture on one
+# worker): about half the serial wall time. `make test TEST_WORKERS=0` runs them in one process.
+TEST_WORKERS := 2
 test: install
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 	$(VENV)/bin/bench table --check
 
 test-slow: install

@@ -35,7 +35,9 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "cu112": ["mxnet-cu112==1.9.1"],
-        "test": ["pytest>=7", "pytest-timeout"],
+        # pytest 9.2 ignores the node-id suffix by which pytest-xdist 3.8 keeps an xdist_group
+        # on one worker (pytest-dev/pytest-xdist#1386): `make test -n 2` relies on it.
+        "test": ["pytest>=7,<9.2", "pytest-timeout", "pytest-xdist>=3"],
         # `bench export --format onnx` and `bench speed --compare onnxruntime`. MXNet 1.9.1's
         # exporter needs onnx 1.18 (1.19 removed onnx.mapping); onnxruntime 1.23.2 installs on
         # Python 3.11 beside numpy 1.23.5.

@@ -1,4 +1,5 @@
-"""Every registered network: forward shape, hybridize, export and reload, backward."""
+"""Every registered network: forward shape, hybridize, export and reload, backward (the four
+deepest in `make test-slow`, each beside a smaller stand-in of the same structure)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,39 @@ from bench.models import get_model, get_spec, list_models
 from .conftest import reloaded_output, small_input_size
 
 ALL = list_models()
+
+# The deepest rows, whose forward/backward checks take most of this file's time (about 30 s
+# each for the 1202/1001-layer nets on 2 cores), and a smaller registered row built by the same
+# class with the same flags except the units per stage: it runs the same code (the same unit,
+# only repeated fewer times) in `make test`, the big row itself in `make test-slow`.
+# test_deep_rows_stand_ins_differ_only_in_depth checks the pairing; every row's parameter count
+# stays in `make test` (test_counts.py).
+STAND_INS = {
+    "cifar_resnet1202_v1_a": "cifar_resnet110_v1_a",
+    "cifar_resnet1001_v2": "cifar_resnet164_v2",
+    "res2net152_v1d_26w_4s": "res2net50_v1d_26w_4s",
+    "res2net200_v1d_26w_4s": "res2net50_v1d_26w_4s_paddle",
+}
+
+
+def _rows():
+    """Every registered row; those with a stand-in under the slow marker."""
+    for name in ALL:
+        yield pytest.param(name, id=name, marks=[pytest.mark.slow] if name in STAND_INS else [])
+
+
+@pytest.mark.parametrize("big, small", sorted(STAND_INS.items()))
+def test_deep_rows_stand_ins_differ_only_in_depth(big, small):
+    """A stand-in is what makes a deep row's forward/backward check safe to leave to the slow
+    run: same architecture class, input, classes and constructor flags but ``layers``, fewer
+    units, and itself checked in `make test`."""
+    a, b = get_spec(big), get_spec(small)
+    assert (a.arch, a.input_size, a.classes) == (b.arch, b.input_size, b.classes)
+    assert {k: v for k, v in a.flags.items() if k != "layers"} == \
+        {k: v for k, v in b.flags.items() if k != "layers"}
+    assert len(a.flags["layers"]) == len(b.flags["layers"])
+    assert sum(b.flags["layers"]) < sum(a.flags["layers"])
+    assert small not in STAND_INS and small in ALL
 
 
 def initialized(name: str, mx, **overrides):
@@ -24,7 +58,7 @@ def initialized(name: str, mx, **overrides):
     return net
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", list(_rows()))
 def test_forward_hybridize_export_reload(name, mx, tmp_path):
     net = initialized(name, mx)
     size = small_input_size(name)
@@ -39,7 +73,7 @@ def test_forward_hybridize_export_reload(name, mx, tmp_path):
                                rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", list(_rows()))
 def test_backward_reaches_the_first_layer(name, mx):
     net = initialized(name, mx)
     net.hybridize()
