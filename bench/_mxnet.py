@@ -30,9 +30,49 @@ def require_mxnet():
     # MXNet 1.9.1's CPU wheel otherwise ran like one thread on this 2-core machine (resnet50_v1d
     # inference 19-20 img/s vs 33-36 with 2 threads); it reads the variable at import.
     os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+    first = "mxnet" not in sys.modules
     try:
         import mxnet
+        if first:
+            _enable_amx(mxnet)
     except ImportError:
         raise BenchError("MXNet is not installed: run `pip install -e '.[cpu]'` (CPU) or "
                          "`pip install -e '.[cu112]'` (CUDA 11.2 GPUs)") from None
     return mxnet
+
+
+# What :func:`_enable_amx` did in this process, for speed reports: "on", or "off: <why>".
+AMX_STATE = "off: MXNet not imported through bench"
+
+
+def _request_amx_permission() -> bool:
+    """Ask Linux for the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syscall(158, 0x1023, 18) == 0  # SYS_arch_prctl on x86-64
+    except (OSError, AttributeError):
+        return False
+
+
+def _enable_amx(mxnet) -> None:
+    """Let oneDNN use AMX for bf16 and int8 where the CPU has it (see bench.precision.amx_plan).
+
+    The ISA variable is set only while oneDNN reads it (at its first primitive, the 1x1 conv
+    below) and then removed, so that no child process inherits it without the permission."""
+    global AMX_STATE
+    import platform
+    from bench import precision
+    reason = precision.amx_plan(precision.cpu_flags(), dict(os.environ), platform.machine())
+    if reason is None and not _request_amx_permission():
+        reason = "Linux refused the AMX tile state (arch_prctl)"
+    if reason is not None:
+        AMX_STATE = f"off: {reason}"
+        return
+    os.environ[precision.ISA_VARIABLES[0]] = precision.AMX_ISA
+    try:
+        one = mxnet.nd.ones((1, 1, 1, 1))
+        mxnet.nd.Convolution(one, one, kernel=(1, 1), num_filter=1, no_bias=True).wait_to_read()
+    finally:
+        del os.environ[precision.ISA_VARIABLES[0]]
+    AMX_STATE = "on"

@@ -351,6 +351,7 @@ def _report(spec, runners: dict, *, mode: str, batch: int, settings: dict, conte
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "cpu": cpu_model(),
         "cpu_flags": present(cpu_flags()),
+        "amx": _amx_state(),
         "cores": len(os.sched_getaffinity(0)),
         # Other processes on the machine skew timings; this says whether there were any.
         "load_average_before": [round(v, 2) for v in load_before],
@@ -390,3 +391,8 @@ def _gluoncv_version() -> str | None:
         return version("gluoncv")
     except Exception:  # noqa: BLE001 - only informative
         return None
+
+
+def _amx_state() -> str:
+    from bench import _mxnet
+    return _mxnet.AMX_STATE

@@ -86,7 +86,8 @@ def render_text(result: dict) -> str:
     lines = [
         f"{result['model']}  {result['mode']}  batch {result['batch_size']}  "
         f"{result['dtype']}  {result['input_size']}x{result['input_size']}  "
-        f"on {result['device']} ({result['cpu']}, OMP_NUM_THREADS={result['omp_num_threads']})",
+        f"on {result['device']} ({result['cpu']}, OMP_NUM_THREADS={result['omp_num_threads']}, "
+        f"AMX {result.get('amx', 'off')})",
         f"precision {_precision(result)}; CPU flags: {' '.join(result['cpu_flags']) or 'none'}",
         f"{result['rounds']} rounds x {result['iterations']} iterations, "
         f"mxnet {result['mxnet']}",
