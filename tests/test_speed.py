@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from bench import precision
 from bench.cli import cli
 from tests.cli import assert_one_line_error, runner
 
@@ -91,13 +92,27 @@ def test_fused_text():
 
 
 @pytest.mark.parametrize("args, needles", [
-    (("--dtype", "bfloat16", "--mode", "train"), ("bfloat16", "--mode infer")),
+    (("--dtype", "int8", "--mode", "train"), ("int8", "--mode infer")),
     (("--fuse", "--mode", "train"), ("--fuse", "--mode infer")),
     (("--compare", "float32"), ("itself", "--fuse")),
     (("--dtype", "int8", "--fuse"), ("--fuse", "int8")),
 ])
 def test_precision_refusals(args, needles):
     _assert_quiet_error(run("cifar_resnet20_v1", *args, *TINY), *needles)
+
+
+@pytest.mark.skipif(bool(precision.unsupported("bfloat16", False, precision.cpu_flags())),
+                    reason="this CPU has no bf16")
+def test_bfloat16_training_step_against_float32():
+    """--mode train --dtype bfloat16 times the engine's bf16 training graph (the fp32 master
+    weights updated through it) against our fp32 net, interleaved."""
+    result = run("cifar_resnet20_v1", "--mode", "train", "--dtype", "bfloat16", "--compare",
+                 "float32", "-f", "json", *TINY)
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["mode"], out["dtype"], out["compare"]) == ("train", "bfloat16", "float32")
+    assert out["ours"]["images_per_sec"] > 0 and out["theirs"]["images_per_sec"] > 0
+    assert out["ratio"] > 0
 
 
 def test_bfloat16_without_cpu_flags(monkeypatch):
