@@ -67,7 +67,11 @@ def evaluate_params(request: EvalRequest) -> dict[str, Any]:
             raise BenchError("--fuse is a CPU path (oneDNN): run without --gpus")
     devices.check_gpus(list(request.gpus))
     ctxs = devices.contexts(list(request.gpus))
-    size = request.input_size or get_spec(request.network).input_size
+    from bench.data.spec import EMBEDDED_SIDES
+    # the embedded sets are evaluated at their own side (a CIFAR net reads 8x8 digits, 28x28
+    # MNIST); the network's input size is for the image data sets
+    size = (request.input_size or EMBEDDED_SIDES.get(request.dataset)
+            or get_spec(request.network).input_size)
     resize = request.resize or round(size / 0.875)
     spec = DataSpec(dataset=request.dataset, train_augment="none", input_size=size,
                     resize=resize, protocol=request.protocol)
