@@ -123,6 +123,10 @@ def test_record_is_a_precision_row_that_the_gate_judges(params, tmp_path):
     assert table.exit_code == 0, table.stderr
     rows = {r["protocol"]: r for r in json.loads(table.stdout) if r["recipe"] == "digits_resnet"}
     assert set(rows) == {"full", "full (int8 naive, 2 calib batches)", "full (bfloat16)"}
+    assert rows["full (int8 naive, 2 calib batches)"]["published_top1_err"] == 1.0
+    assert invoke("table", "--results-dir", str(results)).exit_code == 0
+    readme = (results / "README.md").read_text()
+    assert "| digits_resnet / full (bfloat16) " in readme  # its line in the Runs section
     # compared with the recipe's fp32 reference: error <= 1 % + 1 point; this net has ~5 %
     gate = invoke("check", "digits_resnet", "--results-dir", str(results))
     assert gate.exit_code == 1, (gate.stdout, gate.stderr)
