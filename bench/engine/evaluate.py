@@ -3,6 +3,7 @@ with ``dtype`` int8 / bfloat16 (or fused fp32), the converted net too, next to t
 the same batches (:mod:`bench.inference`)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,8 @@ def _evaluate_converted(request: EvalRequest, spec, net, predict, data) -> dict[
     return {**fp32, "converted": {**described, **ours},
             "change": {"top1_err": ours["top1_err"] - fp32["top1_err"],
                        "top5_err": ours["top5_err"] - fp32["top5_err"]},
-            "agreement": agreement[1], "cpu": cpu_model(), "cpu_flags": present(cpu_flags())}
+            "agreement": agreement[1], "cpu": cpu_model(), "cpu_flags": present(cpu_flags()),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
 def _first_batches(data, n: int) -> list:

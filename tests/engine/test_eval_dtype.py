@@ -56,6 +56,7 @@ def test_both_nets_are_reported_with_their_agreement(params, dtype):
     for key in ("top1_err", "top5_err"):
         assert out["change"][key] == pytest.approx(converted[key] - out[key])
     assert converted["dtype"] == dtype and out["cpu"] and "cpu_flags" in out
+    assert "omp_num_threads" in out
     if dtype == "bfloat16":
         assert converted["calibration"] is None
     text = _eval(params, "--dtype", dtype, "--calib-batches", "2")
