@@ -162,12 +162,18 @@ def convert(net, dtype: str, example, *, fuse: bool = False,
         return Converted(frozen, dtype, fuse)
     if dtype == "bfloat16":
         from mxnet.contrib import amp
+        from mxnet.contrib.amp.lists import symbol_bf16
         frozen.hybridize()
         with mx.autograd.predict_mode():
             frozen(example)
+        # AMP lists zeros_like as fp32 but Concat as "either, uniform": the option-A shortcut
+        # (bench.models.resnet.ZeroPadShortcut) concatenates bf16 activations with fp32 zeros
+        # and MXNet refuses the graph. Left unlisted, zeros_like takes its input's dtype.
+        fp32_ops = [op for op in symbol_bf16.FP32_FUNCS if op != "zeros_like"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Cannot decide type for ... data"
-            converted = amp.convert_hybrid_block(frozen, target_dtype="bfloat16", ctx=ctx)
+            converted = amp.convert_hybrid_block(frozen, target_dtype="bfloat16",
+                                                 fp32_ops=fp32_ops, ctx=ctx)
         converted.hybridize(static_alloc=True, static_shape=True)
         return Converted(converted, dtype, False)
     return _quantize(frozen, example, calib_data, calibration or Calibration(), ctx)

@@ -71,7 +71,8 @@ def git_state(path: Path | None = None) -> dict[str, object]:
 
 def command_line() -> str:
     argv = list(sys.argv)
-    if argv and argv[0].endswith(("/bench", "bench")):
+    # `bench ...` and `python -m bench ...` (argv[0] .../bench/__main__.py) are one command
+    if argv and argv[0].endswith(("/bench", "bench", "/bench/__main__.py")):
         argv[0] = "bench"
     return shlex.join(argv)
 

@@ -2,9 +2,7 @@
 every precision survives export + reload, and what cannot run here says so in one line.
 
 The net is CIFAR ResNet-20 (1 input channel, 10 classes) trained for 80 SGD steps on the
-8x8 digits (about 95% test top-1 after a few seconds), so that its logits are spread out like a
-trained net's: a freshly initialised net has near-equal logits, where any rounding flips
-top-1 and the agreement test would measure noise. The oracle is the same net in fp32.
+8x8 digits (tests/trained.py says why a trained one). The oracle is the same net in fp32.
 """
 from __future__ import annotations
 
@@ -29,27 +27,8 @@ CALIBRATION = inference.Calibration(mode="naive", batches=4)
 
 @pytest.fixture(scope="module")
 def trained():
-    from bench.data.small import digits_split
-    from bench.models import get_model
-    x_train, y_train, x_test, _ = digits_split(8)
-    mx.random.seed(0)
-    rng = np.random.RandomState(0)
-    net = get_model("cifar_resnet20_v1", classes=10, in_channels=1)
-    net.initialize(mx.init.Xavier(magnitude=2))
-    net.hybridize(static_alloc=True)
-    trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
-                               {"learning_rate": 0.05, "momentum": 0.9, "wd": 1e-4})
-    loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()
-    for _ in range(80):
-        i = rng.choice(len(x_train), 32, replace=False)
-        with mx.autograd.record():
-            out = loss(net(mx.nd.array(x_train[i])), mx.nd.array(y_train[i]))
-        out.backward()
-        trainer.step(32)
-    # Settle the BN running statistics on the final weights (no gradient step).
-    for j in range(10):
-        with mx.autograd.train_mode():
-            net(mx.nd.array(x_train[j * 64:(j + 1) * 64]))
+    from tests.trained import train_digits_net
+    net, x_train, x_test = train_digits_net("cifar_resnet20_v1")
     x = mx.nd.array(x_test[:128])
     calib = [mx.nd.array(x_train[j * 32:(j + 1) * 32]) for j in range(CALIBRATION.batches)]
     return net, x, net(x).asnumpy(), calib

@@ -62,3 +62,27 @@ def build_eval(spec: DataSpec, data_dir: str | None, batch_size: int,
     if spec.dataset == "imagenet":
         return build_imagenet_eval(spec, data_dir, batch_size, max(0, num_workers))
     return build_small_eval(spec, data_dir, batch_size)
+
+
+def build_calibration(spec: DataSpec, data_dir: str | None, batch_size: int,
+                      num_workers: int = 2) -> tuple[EvalData, str, str]:
+    """Batches to calibrate an int8 net on: the training split under the evaluation transform
+    (unaugmented), so the images scored are never the ones the ranges were fitted on. Returns
+    (data, split used, a note for the user). ImageNet without a train split here falls back
+    to the validation images, and the note says so; the synthetic set has no fixed train split."""
+    check_spec(spec)
+    _check_batch(batch_size)
+    if spec.dataset == "imagenet":
+        try:
+            data = build_imagenet_eval(spec, data_dir, batch_size, max(0, num_workers), "train")
+        except BenchError as err:
+            note = (f"no ImageNet training split found ({err}); calibrated on the first "
+                    "validation batches, which are also scored")
+            return build_imagenet_eval(spec, data_dir, batch_size, max(0, num_workers)), "val", note
+        return data, "train", "ImageNet training split, first batches in file order"
+    if spec.dataset == "synthetic":
+        return (build_small_eval(spec, data_dir, batch_size), "val",
+                "the synthetic set has no fixed training split: calibrated on the first "
+                "evaluation batches, which are also scored")
+    return (build_small_eval(spec, data_dir, batch_size, split="train"), "train",
+            f"{spec.dataset} training split, unaugmented, evaluation transform")

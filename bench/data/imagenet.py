@@ -27,8 +27,11 @@ def build_imagenet_train(spec: DataSpec, data_dir, batch_size: int, seed: int, w
     return ImageTrain(source, train_transform(spec), batch_size, seed, workers, shard)
 
 
-def build_imagenet_eval(spec: DataSpec, data_dir, batch_size: int, workers: int):
-    split = imagenet_split(spec, data_dir, "val")
+def build_imagenet_eval(spec: DataSpec, data_dir, batch_size: int, workers: int,
+                        split: str = "val"):
+    """The ``split`` ("val"; "train": its images under the evaluation transform, in file
+    order, for int8 calibration) read once."""
+    split = imagenet_split(spec, data_dir, split)
     views = crops(spec)
     if split.rec is not None:
         index = check_rec(split.rec, split.idx)

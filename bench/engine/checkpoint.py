@@ -396,3 +396,27 @@ def load_checkpoint(path: Path, *, net, trainer, recipe_hash: str | None,
                              f"{type(exc).__name__}); delete it to resume from the previous "
                              "one") from None
     return state
+
+
+def weights_file(weights: str | Path, network: str, option: str, role: str = "") -> Path:
+    """The .params file that ``weights`` names: the file itself, a checkpoint directory's
+    net.params, or a run directory's newest valid checkpoint (whose recipe must train
+    ``network``). ``option`` and ``role`` name it in the one-line errors (``distill.weights``,
+    ``--params``). Shared by distillation's teacher and ``bench eval``."""
+    path = Path(weights)
+    if path.is_file():
+        return path
+    if (path / PARAMS).is_file():
+        return path / PARAMS
+    if (path / "checkpoints").is_dir():
+        try:
+            ran = json.loads((path / "recipe.json").read_text(encoding="utf-8"))["network"]
+        except (OSError, ValueError, KeyError, TypeError):
+            ran = None
+        from bench.models import resolve_name
+        if ran is not None and resolve_name(str(ran)) != resolve_name(network):
+            raise BenchError(f"{option} {weights} is a run of {ran}, not of {role}{network}")
+        checkpoint, _, _ = newest_valid_checkpoint(path, None)
+        return checkpoint / PARAMS
+    raise BenchError(f"{option} {weights} is neither a .params file nor a run or "
+                     "checkpoint directory of this suite")

@@ -16,7 +16,6 @@ and sha256, and a resume refuses a changed or missing file.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +45,8 @@ def resolve_weights(recipe: Recipe) -> Recipe:
 def teacher_file(weights: str, teacher: str) -> Path:
     """The .params file of ``weights``: the file itself, a checkpoint directory's net.params,
     or a run directory's newest valid checkpoint (whose recipe must train ``teacher``)."""
-    from bench.engine.checkpoint import PARAMS, newest_valid_checkpoint
-    path = Path(weights)
-    if path.is_file():
-        return path
-    if (path / PARAMS).is_file():
-        return path / PARAMS
-    if (path / "checkpoints").is_dir():
-        try:
-            ran = json.loads((path / "recipe.json").read_text(encoding="utf-8"))["network"]
-        except (OSError, ValueError, KeyError, TypeError):
-            ran = None
-        from bench.models import resolve_name
-        if ran is not None and resolve_name(str(ran)) != resolve_name(teacher):
-            raise BenchError(f"distill.weights {weights} is a run of {ran}, not of the teacher "
-                             f"{teacher}")
-        checkpoint, _, _ = newest_valid_checkpoint(path, None)
-        return checkpoint / PARAMS
-    raise BenchError(f"distill.weights {weights} is neither a .params file nor a run or "
-                     "checkpoint directory of this suite")
+    from bench.engine.checkpoint import weights_file
+    return weights_file(weights, teacher, "distill.weights", "the teacher ")
 
 
 def teacher_record(recipe: Recipe) -> dict[str, Any] | None:

@@ -109,8 +109,8 @@ def protocol_group(protocol: str) -> str:
     """The protocol a point is marked by: re-evaluations of published weights share their
     protocol's marker, and the spelled-out pipelines of other code bases (``other: ...``)
     share one."""
-    from bench.results.published import WEIGHTS_SUFFIX
-    label = protocol.removesuffix(WEIGHTS_SUFFIX)
+    from bench.results.published import WEIGHTS_SUFFIX, split_precision
+    label = split_precision(protocol)[0].removesuffix(WEIGHTS_SUFFIX)
     return "other pipelines (see results/README.md)" if label.startswith("other:") else label
 
 
@@ -118,14 +118,16 @@ def tradeoff_points(rows) -> tuple[list[dict[str, Any]], int]:
     """The points of the trade-off figure (x: GMACs per evaluated image under the row's
     protocol, all crops counted) and how many rows were left out (no compute for their
     protocol or network)."""
-    from bench.results.published import WEIGHTS_SUFFIX, eval_gmacs
+    from bench.results.published import WEIGHTS_SUFFIX, eval_gmacs, split_precision
     points, left_out = [], 0
     for r in rows:
         x = eval_gmacs(r.published) if r.published else None
         if x is None:
             left_out += 1
             continue
-        weights = r.protocol.endswith(WEIGHTS_SUFFIX)
+        # a re-evaluation or a converted (int8, bf16) net: its published number is the fp32 row's
+        weights = (r.protocol.endswith(WEIGHTS_SUFFIX)
+                   or split_precision(r.protocol)[1] is not None)
         points.append({"x": x, "family": family(r.network), "protocol": protocol_group(r.protocol),
                        "published": None if weights else r.published.top1_err,
                        "ours": r.top1, "n": r.n, "label": f"{r.network} / {r.recipe}",

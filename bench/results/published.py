@@ -9,6 +9,7 @@ network's parameters and GMACs as this suite counts them (``bench.models.profile
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,36 @@ def _check_names(entry: Published, where: str) -> None:
 
 # --- the compute of an evaluation -----------------------------------------------------------
 WEIGHTS_SUFFIX = " (published weights)"
+# `bench eval --dtype int8|bfloat16 --record`: the converted net's own protocol row, compared
+# with the recipe's fp32 reference (protocol ``base``) and its tolerance, so the gate fails when
+# a precision costs more accuracy than the recipe allows. The one place these labels are made.
+_PRECISION_PROTOCOL = re.compile(r"^(?P<base>.+) \((?P<precision>(?:int8|bfloat16|float32 fused)"
+                                 r"(?: [^()]*)?)\)$")
+
+
+def precision_label(dtype: str, fused: bool = False, calibration: dict | None = None) -> str:
+    """What a converted net's protocol says of its precision: ``bfloat16``, ``float32 fused``,
+    ``int8 naive, 10 calib batches`` (granularity and exclusions named when not the default)."""
+    if dtype != "int8":
+        return dtype + (" fused" if fused else "")
+    calibration = calibration or {}
+    text = f"int8 {calibration['mode']}, {calibration['batches']} calib batches"
+    if calibration.get("granularity", "tensor-wise") != "tensor-wise":
+        text += f", {calibration['granularity']}"
+    if not calibration.get("default_exclusions", True):
+        text += f", fp32 layers {'+'.join(calibration.get('excluded') or []) or 'none'}"
+    return text
+
+
+def precision_protocol(protocol: str, label: str) -> str:
+    """``full (int8 naive, 10 calib batches)``: ``protocol`` evaluated in a precision."""
+    return f"{protocol} ({label})"
+
+
+def split_precision(protocol: str) -> tuple[str, str | None]:
+    """(the fp32 protocol, the precision label) of a protocol; (protocol, None) for fp32."""
+    found = _PRECISION_PROTOCOL.match(protocol)
+    return (found["base"], found["precision"]) if found else (protocol, None)
 
 
 def protocol_crops(protocol: str, dataset: str) -> tuple[int, int | None] | None:
@@ -120,7 +151,7 @@ def protocol_crops(protocol: str, dataset: str) -> tuple[int, int | None] | None
     (``multi-scale (fully convolutional)``)."""
     import re
     from bench.data.spec import STANDARD_EVAL
-    label = protocol.removesuffix(WEIGHTS_SUFFIX)
+    label = split_precision(protocol)[0].removesuffix(WEIGHTS_SUFFIX)
     crops = 10 if label.startswith("10crop") else 1
     if label == "full":
         return 1, None

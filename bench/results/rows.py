@@ -2,11 +2,12 @@
 each row's status (see :data:`STATUS_RULE`)."""
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import statistics
 from dataclasses import dataclass
 
-from bench.results.published import DATASETS, Published
+from bench.results.published import DATASETS, Published, split_precision
 from bench.runrecord import RunRecord
 
 WITHIN, OUTSIDE, CHANCE, NOT_RUN, UNCHECKED, NO_REFERENCE, PEER, MODIFIED = (
@@ -141,7 +142,7 @@ def build_rows(published: list[Published], records: list[RunRecord],
         reached = [r.reached_reference["train_time_s"] for r in done if r.reached_reference]
         hardware = sorted({hardware_label(r) for r in done})
         modified = changed.get(key, ())
-        entry = None if modified else entries.get(key)
+        entry = None if modified else entries.get(key) or _precision_entry(key, entries)
         name = runs[0].recipe if modified else key[1]
         runnable = name in shipped
         rows.append(Row(*key, entry, top1, top5, len(done), len(runs) - len(done),
@@ -151,6 +152,16 @@ def build_rows(published: list[Published], records: list[RunRecord],
                         judge(entry, top1, top5, len(done), runnable,
                               any(r.outcome == "chance" for r in done)), runnable, modified))
     return rows
+
+
+def _precision_entry(key: tuple[str, str, str, str],
+                     entries: dict[tuple, Published]) -> Published | None:
+    """A converted net's row (``full (int8 naive, 10 calib batches)``, from ``bench eval
+    --dtype --record``) is judged against the recipe's fp32 entry for the base protocol, with
+    its tolerance: a precision that costs more than the recipe allows fails the gate."""
+    base, precision = split_precision(key[3])
+    fp32 = entries.get((*key[:3], base)) if precision else None
+    return None if fp32 is None else dataclasses.replace(fp32, protocol=key[3])
 
 
 def _sort_key(key: tuple[str, str, str, str]) -> tuple:

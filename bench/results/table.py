@@ -185,7 +185,10 @@ def render_markdown(rows: list[Row], records: list[RunRecord], extra: list[str] 
     out += list(extra)
     out += ["## Runs", ""]
     if records:
-        run_rows = [[record_name(r), recipe_label(r.recipe, r.changed()), str(r.seed),
+        # a re-evaluation (published weights, a precision) has no seed: its protocol says which
+        run_rows = [[record_name(r), recipe_label(r.recipe, r.changed()) + (
+                         f" / {r.protocol}" if r.kind == "weights" else ""),
+                     "–" if r.seed is None else str(r.seed),
                      str(r.date)[:10], _commit(r), _f(r.top1_err),
                      "yes" if r.complete else "no", hardware_label(r)]
                     for r in records]
