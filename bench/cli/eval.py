@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from bench.cli.options import loader_workers
+from bench.cli.options import int8_calibration, loader_workers
 from bench.data.spec import DATASETS, MAX_SIDE, PROTOCOLS
-from bench.inference import CALIB_MODES, CPU_PRECISIONS, GRANULARITIES
+from bench.inference import CPU_PRECISIONS
 
 
 @click.command("eval", short_help="Evaluate a network's weights on a data set under its protocol.")
@@ -33,12 +33,7 @@ from bench.inference import CALIB_MODES, CPU_PRECISIONS, GRANULARITIES
               help="Also evaluate the net converted to this precision (CPU, oneDNN), on the "
                    "same batches: both results, the change and the agreement of predictions.")
 @click.option("--fuse", is_flag=True, help="float32: oneDNN graph fusion (optimize_for).")
-@click.option("--calib-batches", type=click.IntRange(min=1), default=10, show_default=True,
-              metavar="N", help="int8: calibration batches, from the training split.")
-@click.option("--calib-mode", type=click.Choice(CALIB_MODES), default="naive",
-              show_default=True, help="int8: calibration of the layer ranges.")
-@click.option("--granularity", type=click.Choice(GRANULARITIES), default="tensor-wise",
-              show_default=True, help="int8: scales per tensor or per output channel.")
+@int8_calibration("from the training split")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--record", "record_recipe", default=None, metavar="RECIPE",
               help="Record the result in results/runs/ as a re-evaluation of RECIPE's "
@@ -49,8 +44,8 @@ from bench.inference import CALIB_MODES, CPU_PRECISIONS, GRANULARITIES
 @click.option("--results-dir", type=click.Path(path_type=Path), default=None,
               envvar="BENCH_RESULTS", help="With --record; default: the checkout's results/.")
 def eval_command(network, params, data_dir, dataset, protocol, input_size, resize, batch_size,
-                 gpus, loader_workers, dtype, fuse, calib_batches, calib_mode, granularity,
-                 fmt, record_recipe, results_dir) -> None:
+                 gpus, loader_workers, dtype, fuse, calibration, fmt, record_recipe,
+                 results_dir) -> None:
     """Evaluate NETWORK with the weights in --params on a data set's validation split.
 
     With --dtype int8 or bfloat16 (or --fuse), the fp32 net and the converted one are scored
@@ -61,7 +56,6 @@ def eval_command(network, params, data_dir, dataset, protocol, input_size, resiz
     from bench.engine.devices import parse_gpus
     from bench.engine.evaluate import EvalRequest, evaluate_params
     from bench.files import check_names, check_readable, check_writable_dir
-    from bench.inference import Calibration
     from bench.models import resolve_name
     from bench.precision import require
     protocol = protocol or ("center" if dataset == "imagenet" else "full")
@@ -71,8 +65,7 @@ def eval_command(network, params, data_dir, dataset, protocol, input_size, resiz
     converting = dtype != "float32" or fuse
     if converting:
         require(dtype, on_gpu=bool(gpus))
-    calibration = (Calibration(mode=calib_mode, batches=calib_batches, granularity=granularity)
-                   if dtype == "int8" else None)
+    calibration = calibration if dtype == "int8" else None
     if data_dir:
         check_names(data_dir, "--data-dir")
     if record_recipe:

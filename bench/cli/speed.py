@@ -6,7 +6,7 @@ import json
 import click
 
 from bench.data.spec import MAX_SIDE
-from bench.inference import CALIB_MODES, GRANULARITIES, Calibration
+from bench.cli.options import int8_calibration
 from bench.precision import PRECISIONS
 from bench.speed import COMPARE, MODES
 
@@ -21,15 +21,10 @@ from bench.speed import COMPARE, MODES
                    "GPU 128 / 64 per GPU].")
 @click.option("--dtype", type=click.Choice(PRECISIONS), default="float32", show_default=True,
               help="float16 needs --gpus; bfloat16 (AMP) and int8 (quantized) are CPU "
-                   "conversions of our fp32 net, inference only.")
+                   "conversions of our fp32 net (int8 inference only).")
 @click.option("--fuse", is_flag=True,
               help="float32 with oneDNN graph fusion (conv+BN+ReLU+sum), CPU inference.")
-@click.option("--calib-batches", type=click.IntRange(min=1), default=10, show_default=True,
-              metavar="N", help="int8: synthetic calibration batches.")
-@click.option("--calib-mode", type=click.Choice(CALIB_MODES), default="naive",
-              show_default=True, help="int8: calibration of the layer ranges.")
-@click.option("--granularity", type=click.Choice(GRANULARITIES), default="tensor-wise",
-              show_default=True, help="int8: one weight scale per tensor or per channel.")
+@int8_calibration("synthetic")
 @click.option("--compare", type=click.Choice(COMPARE), default=None,
               help="Also time, interleaved: gluoncv = GluonCV's network of the same name; "
                    "float32 = our own fp32 net unfused (the ratio is the precision's "
@@ -49,7 +44,7 @@ from bench.speed import COMPARE, MODES
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
 def speed(model: str, mode: str, batch_size: int | None, dtype: str, fuse: bool,
-          calib_batches: int, calib_mode: str, granularity: str, compare: str | None,
+          calibration, compare: str | None,
           gpus: str | None, input_size: int | None, iterations: int | None, rounds: int,
           warmup: int, fmt: str) -> None:
     """Measure the throughput (images/s) of MODEL on synthetic input.
@@ -66,8 +61,7 @@ def speed(model: str, mode: str, batch_size: int | None, dtype: str, fuse: bool,
     """
     from bench.speed import benchmark
 
-    calibration = (Calibration(mode=calib_mode, batches=calib_batches, granularity=granularity)
-                   if dtype == "int8" else None)
+    calibration = calibration if dtype == "int8" else None
     result = benchmark(model, mode=mode, batch_size=batch_size, dtype=dtype, compare=compare,
                        fuse=fuse, calibration=calibration,
                        gpus=gpus, input_size=input_size, warmup=warmup, rounds=rounds,
