@@ -36,6 +36,14 @@ What the paper and the code leave open, and what we chose:
   give the published depth and a count within 1 %. DFN-MR3 (50, 24.8M) needs 8 blocks a stage;
   width 4 (``--depth 98 --widen-factor 4``) gives 24 151 882 parameters, 2.6 % below the
   README's 24.8M, and no flags of the code give 50 layers and 24.8M. We build the code's net.
+  We found no other source for 24.8M either (issue 12). The authors' other counts are what the
+  code builds: 0.3494M in tutorial.ipynb's log for ``--depth 26``, which is ours for (2, 2, 2),
+  and the README's ImageNet 46.4M / 45.0M from symbol_cross.py / symbol_resnet.py. The IJCAI
+  version (arXiv v2, Table 3 and Figure 2 captions) gives widths 64 / 128 / 256 and projection
+  shortcuts "as in" He 2015. The single changes that do reach 24.8M are 3x3 projections (24.81M)
+  or all 24 blocks C -> C without projections (24.77M), but either puts DFN-MR2 at 15.5M, not
+  14.9M. An uneven split of the 24 blocks, (7, 9, 8), gives 24.59M, but the code's flags cannot
+  build it.
 * Where the stride sits: the code strides where the width changes (``kin != kout``); we stride
   the first block of every stage after the first and project wherever a block changes shape,
   which is the same for the code's doubling widths and keeps stage 2 and 3 downsampling if a
