@@ -57,14 +57,11 @@ def eval_command(network, params, data_dir, dataset, protocol, input_size, resiz
     from bench.engine.evaluate import EvalRequest, evaluate_params
     from bench.files import check_names, check_readable, check_writable_dir
     from bench.models import resolve_name
-    from bench.precision import require
     protocol = protocol or ("center" if dataset == "imagenet" else "full")
     network = resolve_name(network)
     check_readable(params, "--params", "any")
     params = weights_file(params, network, "--params")
     converting = dtype != "float32" or fuse
-    if converting:
-        require(dtype, on_gpu=bool(gpus))
     calibration = calibration if dtype == "int8" else None
     if data_dir:
         check_names(data_dir, "--data-dir")

@@ -56,16 +56,18 @@ def load_weights(network: str, params: Path, classes: int, in_channels: int, ctx
 
 
 def evaluate_params(request: EvalRequest) -> dict[str, Any]:
-    """Top-1/top-5 error of the weights in ``request.params`` under ``request.protocol``."""
-    mx = require_mxnet()
-    from bench.data import (DataSpec, build_eval, evaluate, in_channels, num_classes,
-                            protocol_label)
-    from bench.models import get_spec
+    """Top-1/top-5 error of the weights in ``request.params`` under ``request.protocol``.
+
+    An unsupported precision is refused before MXNet is imported or any data is read."""
     if request.dtype != "float32" or request.fuse:
         from bench.precision import require
         require(request.dtype, on_gpu=bool(request.gpus))
         if request.gpus:
             raise BenchError("--fuse is a CPU path (oneDNN): run without --gpus")
+    mx = require_mxnet()
+    from bench.data import (DataSpec, build_eval, evaluate, in_channels, num_classes,
+                            protocol_label)
+    from bench.models import get_spec
     devices.check_gpus(list(request.gpus))
     ctxs = devices.contexts(list(request.gpus))
     from bench.data.spec import EMBEDDED_SIDES
