@@ -2,6 +2,12 @@
 
 Removing a unit means :attr:`ResidualUnit.bypassed`: the unit passes on its shortcut only.
 Units are numbered 0.. in depth order, the numbering :func:`units` reports.
+
+Every :class:`ResNet` is supported: the ResNets, wide ResNets and ResNeXts, and Res2Net /
+Res2NeXt, whose :class:`bench.models.res2net.Res2NetUnit` is a :class:`ResidualUnit` with a
+hierarchical branch, so it is bypassed by the same mechanism. The other families have no
+single residual branch whose removal leaves a path around it, and are refused with the reason
+(:data:`NO_RESIDUAL_UNITS`).
 """
 from __future__ import annotations
 
@@ -34,10 +40,41 @@ class Unit:
     removable: bool
 
 
+SUPPORTED = "a resnet, wide resnet, resnext or res2net network"
+
+# Why each registered family without deletable residual units (ModelSpec.arch) is refused.
+NO_RESIDUAL_UNITS: dict[str, str] = {
+    "dpn": "a DPN block adds to the residual path and also extends the dense path with new "
+           "channels that every later block reads, so there is no branch to delete alone",
+    "fractalnet": "FractalNet has no shortcuts, only columns joined by means (its own lesion "
+                  "is the deepest column alone: --set network_args.eval_columns=deepest)",
+    "merge_and_run": "a merge-and-run block's two branches are coupled (each stream gets the "
+                     "mean of both inputs), so no single residual branch can be deleted",
+}
+
+
+def refusal(arch: str) -> str | None:
+    """The one-line refusal for a network of ``arch`` (``ModelSpec.arch``), None if supported."""
+    if arch not in NO_RESIDUAL_UNITS:
+        return None
+    return (f"lesion analysis deletes residual units (Veit et al. 2016), and {arch} has "
+            f"none: {NO_RESIDUAL_UNITS[arch]}; use {SUPPORTED}")
+
+
+def _arch_of(net) -> str | None:
+    """The registry's ``arch`` whose class built ``net``, None for a class not registered."""
+    from bench.models.registry import ARCHITECTURES
+    built = f"{type(net).__module__}:{type(net).__name__}"
+    return next((arch for arch, path in ARCHITECTURES.items() if path == built), None)
+
+
 def _unit_blocks(net) -> list[tuple[int, int, ResidualUnit]]:
     """(stage, position, unit) for every residual unit of ``net`` in depth order."""
     if not isinstance(net, ResNet):
-        raise BenchError(f"lesion analysis needs a bench ResNet, not {type(net).__name__}")
+        arch = _arch_of(net)
+        raise BenchError(refusal(arch) if arch in NO_RESIDUAL_UNITS else
+                         f"lesion analysis deletes the residual units of {SUPPORTED} of this "
+                         f"suite, not of a {type(net).__name__}")
     found, stage = [], 0
     for child in net.features._children.values():
         members = [b for b in child._children.values() if isinstance(b, ResidualUnit)]
@@ -48,7 +85,8 @@ def _unit_blocks(net) -> list[tuple[int, int, ResidualUnit]]:
 
 
 def units(net) -> list[Unit]:
-    """Every residual unit of ``net`` (a :class:`bench.models.resnet.ResNet`) in depth order."""
+    """Every residual unit of ``net`` (a :class:`bench.models.resnet.ResNet`, Res2Net included)
+    in depth order."""
     return [Unit(index=i, stage=stage, position=pos, downsampling=unit.changes_shape,
                  name=unit.name, removable=unit.removable)
             for i, (stage, pos, unit) in enumerate(_unit_blocks(net))]

@@ -1,5 +1,5 @@
 """The memory facts behind the batch rule (:func:`bench.recipes.scaling.choose_batch`): how
-much one device has, and how much one training image and the model's fixed state take.
+much one device has, and how much one training image, the model's fixed state and a teacher take.
 
 * per image: :func:`bench.models.profile`'s activation memory, every operator's forward output
   for one image at the run's dtype (an upper bound of what training keeps: on this suite's CPU,
@@ -7,6 +7,15 @@ much one device has, and how much one training image and the model's fixed state
   estimate's 14.1 MiB);
 * fixed: 16 bytes per learnable parameter (weights, gradients, momentum and one more copy: the
   kvstore's merge buffer or the fp32 master weights), our choice;
+* a distillation teacher (``[distill]``, :mod:`bench.engine.distill`) runs on the same device in
+  predict mode, so it keeps no gradients and no optimizer state: its share is its stored
+  weights (every parameter, BN running statistics included, at 4 bytes, 2 when cast to
+  float16; a bf16 teacher keeps fp32 weights and casts them in its graph) plus the same
+  per-image activation count as the student's, at the run's dtype and the same per-device
+  batch. For a forward that keeps nothing for a backward pass this is looser still (MXNet frees
+  or reuses each buffer once read): the distillation demo's teacher (cifar_resnet20_v1_a,
+  28x28x1, hybridized, predict mode) measured 0.18 MiB of peak RSS per extra image (batch 32
+  against 256, Intel Xeon, 1 thread) against the estimate's 1.97 MiB;
 * a device's capacity: on GPU the free memory MXNet reports (``mx.context.gpu_memory_info``,
   the smallest over the GPUs used), else unknown; on CPU this machine's physical RAM, shared
   by the CPU contexts and by the workers of a multi-worker job (which may all run here).
@@ -47,20 +56,40 @@ def gpu_free_memory(gpus: Sequence[int]) -> int | None:
         return None
 
 
-def training_bytes(recipe: Recipe, dtype: str) -> tuple[int, int]:
-    """(bytes per training image, fixed bytes) of ``recipe``'s network at ``dtype``."""
+def _counts(recipe: Recipe, network: str, args: dict, dtype: str) -> tuple[int, int, int]:
+    """(activation bytes per image at ``dtype``, learnable parameters, total parameters) of
+    ``network`` built with ``args`` for ``recipe``'s data, as :func:`bench.engine.build.network`
+    and the teacher's loader build it (the data set's classes and channels)."""
     from bench.data.spec import in_channels, num_classes
-    from bench.models import profile
+    from bench.models import get_model, profile
     spec = build.data_spec(recipe)
     classes, channels = num_classes(spec), in_channels(spec)
     size, dtype_bytes = spec.input_size, 2 if dtype in ("float16", "bfloat16") else 4
-    key = (recipe.network, json.dumps(recipe.network_args, sort_keys=True), classes, channels,
-           size, dtype_bytes)
+    key = (network, json.dumps(args, sort_keys=True), classes, channels, size, dtype_bytes)
     if key not in _CACHE:
-        counts = profile(build.network(recipe, classes, channels), (1, channels, size, size),
+        kwargs = {"classes": classes, **args}
+        if channels != 3:
+            kwargs.setdefault("in_channels", channels)
+        counts = profile(get_model(network, **kwargs), (1, channels, size, size),
                          dtype_bytes=dtype_bytes)
-        _CACHE[key] = (counts.activation_bytes, counts.learnable_params * BYTES_PER_PARAMETER)
+        _CACHE[key] = (counts.activation_bytes, counts.learnable_params, counts.total_params)
     return _CACHE[key]
+
+
+def training_bytes(recipe: Recipe, dtype: str) -> tuple[int, int]:
+    """(bytes per training image, fixed bytes) of ``recipe``'s network at ``dtype``."""
+    activations, learnable, _ = _counts(recipe, recipe.network, recipe.network_args, dtype)
+    return activations, learnable * BYTES_PER_PARAMETER
+
+
+def teacher_bytes(recipe: Recipe, dtype: str) -> tuple[int, int] | None:
+    """(bytes per image, fixed bytes) of ``recipe``'s distillation teacher in predict mode at
+    ``dtype`` (module docstring), or None when the recipe distils from no teacher."""
+    d = recipe.distill
+    if not d.enabled:
+        return None
+    activations, _, total = _counts(recipe, d.teacher, d.teacher_args, dtype)
+    return activations, total * (2 if dtype == "float16" else 4)
 
 
 def device_memory(recipe: Recipe, dtype: str, gpus: Sequence[int], contexts: int,
@@ -68,16 +97,19 @@ def device_memory(recipe: Recipe, dtype: str, gpus: Sequence[int], contexts: int
     """The facts for one device of this run: ``contexts`` devices in this process, ``workers``
     processes in the job."""
     per_image, fixed = training_bytes(recipe, dtype)
+    teacher = teacher_bytes(recipe, dtype)
+    extra = {} if teacher is None else dict(teacher=recipe.distill.teacher,
+                                            teacher_per_image=teacher[0], teacher_fixed=teacher[1])
     if gpus:
         listed = ", ".join(str(g) for g in gpus)
         what = (f"GPU {listed}'s free memory" if len(gpus) == 1
                 else f"the smallest free memory of GPUs {listed}")
-        return DeviceMemory(gpu_free_memory(gpus), per_image, fixed, what)
+        return DeviceMemory(gpu_free_memory(gpus), per_image, fixed, what, **extra)
     ram, shares = machine_ram(), contexts * workers
     what = "this machine's RAM" if shares == 1 else (
         f"a 1/{shares} share of this machine's RAM ({contexts} CPU context(s) x {workers} "
         "worker(s))")
-    return DeviceMemory(None if ram is None else ram // shares, per_image, fixed, what)
+    return DeviceMemory(None if ram is None else ram // shares, per_image, fixed, what, **extra)
 
 
 def agree(memory: DeviceMemory, cluster: Cluster) -> DeviceMemory:

@@ -102,6 +102,8 @@ def build_experiment(name: str, raw: dict[str, Any], where: str) -> Experiment:
         overrides=_overrides(raw.get("set", {}), "set", where), lesion=lesion,
         responses=responses, notes=_texts(raw.get("notes", []), "notes", where),
         claims=(), quick=quick)
+    if "lesion" in analyses:
+        _check_lesion_networks(experiment.networks, where)
     claims = _claims(raw["claims"], experiment, where)
     experiment = dataclasses.replace(experiment, claims=claims)
     _check_recipes(experiment, where)
@@ -171,6 +173,16 @@ def _networks(value: Any, where: str) -> tuple[str, ...]:
                              + (f" ({text!r} is another name of it)" if text != name else ""))
         names.append(name)
     return tuple(names)
+
+
+def _check_lesion_networks(networks: tuple[str, ...], where: str) -> None:
+    """Refuse a lesion study of a family without residual units before anything trains."""
+    from bench.analysis.lesion import refusal
+    from bench.models.registry import get_spec
+    for name in networks:
+        why = refusal(get_spec(name).arch)
+        if why:
+            raise BenchError(f"{where}: networks: {name}: {why}")
 
 
 def _analyses(value: Any, where: str) -> tuple[str, ...]:

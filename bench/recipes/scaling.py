@@ -34,10 +34,25 @@ class DeviceMemory:
     per_image: int  # training bytes per image (forward activations, bench.models.profile)
     fixed: int = 0  # bytes that do not grow with the batch (weights, gradients, momentum)
     what: str = "the device's memory"  # what ``capacity`` is, for the sentence
+    # A distillation teacher on the same device (predict mode: no gradients, no optimizer
+    # state): its weights and its forward activations per image; "" = no teacher.
+    teacher: str = ""
+    teacher_per_image: int = 0
+    teacher_fixed: int = 0
+
+    def teacher_need(self, per_device: int) -> int:
+        """The teacher's share of :meth:`need` (0 without one)."""
+        return self.teacher_fixed + per_device * self.teacher_per_image if self.teacher else 0
 
     def need(self, per_device: int) -> int:
-        """Estimated bytes for ``per_device`` images on one device."""
-        return self.fixed + per_device * self.per_image
+        """Estimated bytes for ``per_device`` images on one device, the teacher's included."""
+        return self.fixed + per_device * self.per_image + self.teacher_need(per_device)
+
+    def breakdown(self, per_device: int) -> str:
+        """' (teacher NAME: N MiB)' when a teacher shares the device, else ''."""
+        if not self.teacher:
+            return ""
+        return f" (teacher {self.teacher}: {_size(self.teacher_need(per_device))})"
 
 
 @dataclass(frozen=True)
@@ -100,12 +115,12 @@ def choose_batch(ref_batch: int, ref_devices: int, devices: int,
                            f"--batch-size {ref_batch} keeps the recipe's batch")
     need, room = memory.need(per), HEADROOM * memory.capacity
     room_text = f"{HEADROOM:.0%} of {memory.what} ({_size(memory.capacity)})"
+    estimate = f"an estimated {_size(need)} per device{memory.breakdown(per)}"
     if need <= room:
-        return BatchChoice(ref_batch, True,
-                           f"{keep}: an estimated {_size(need)} per device fits in {room_text}")
+        return BatchChoice(ref_batch, True, f"{keep}: {estimate} fits in {room_text}")
     return BatchChoice(ref_per * devices, False,
                        f"{head}; its global batch {ref_batch} as {devices} device(s) x {per} "
-                       f"would need an estimated {_size(need)} per device, more than "
+                       f"would need {estimate}, more than "
                        f"{room_text}, so {own}; --batch-size sets the batch explicitly")
 
 

@@ -26,7 +26,8 @@ def test_units_of_a_plain_net_mark_the_shape_changing_ones_unremovable():
 
 
 def test_units_refuses_other_blocks():
-    with pytest.raises(BenchError, match="bench ResNet"):
+    with pytest.raises(BenchError, match="of a resnet, wide resnet, resnext or res2net network "
+                                         "of this suite, not of a Dense$"):
         units(mx.gluon.nn.Dense(3))
 
 

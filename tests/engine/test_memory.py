@@ -1,6 +1,7 @@
 """The memory facts behind the batch rule, and how prepare() uses them, without a GPU."""
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -83,3 +84,45 @@ def test_prepare_asks_no_memory_when_the_batch_needs_none(monkeypatch):
     recipe = load_recipe("he2015_cifar10_resnet20")
     assert prepare(recipe, RunOptions(batch_size=64)).plan.global_batch == 64
     assert prepare(recipe, RunOptions(cpu_devices=2)).plan.global_batch == 128
+
+
+def _without_teacher(recipe):
+    return dataclasses.replace(recipe, distill=type(recipe.distill)())
+
+
+def test_a_teacher_adds_its_predict_mode_share_to_the_estimate():
+    # mnist5k_resnet8_distill: student CIFAR ResNet-8, teacher cifar_resnet20_v1_a (1 channel).
+    recipe = load_recipe("mnist5k_resnet8_distill")
+    taught = memory.device_memory(recipe, "float32", [], contexts=1)
+    alone = memory.device_memory(_without_teacher(recipe), "float32", [], contexts=1)
+    assert (taught.teacher, alone.teacher) == ("cifar_resnet20_v1_a", "")
+    share = taught.teacher_need(128)
+    assert share > 0 and taught.need(128) - alone.need(128) == share
+    assert (taught.per_image, taught.fixed) == (alone.per_image, alone.fixed)
+    # Its weights: He 2015 Table 6's 0.27 M parameters of ResNet-20 (BN statistics add 0.5 %)
+    # at 4 bytes, none of the 16 a trained parameter costs.
+    assert taught.teacher_fixed / 4 == pytest.approx(0.27e6, rel=0.01)
+    # The same net trained (mnist5k_resnet20 trains the teacher) costs more at the same batch:
+    # the same activations, plus gradients and optimizer state.
+    trained = memory.device_memory(load_recipe("mnist5k_resnet20"), "float32", [], contexts=1)
+    assert taught.teacher_per_image == trained.per_image
+    assert share < trained.need(128)
+    assert trained.need(128) - share == trained.fixed - taught.teacher_fixed
+
+
+def test_a_float16_teacher_stores_half_the_bytes():
+    recipe = load_recipe("mnist5k_resnet8_distill")
+    full, half = (memory.teacher_bytes(recipe, d) for d in ("float32", "float16"))
+    assert half == (full[0] // 2, full[1] // 2)
+    assert memory.teacher_bytes(_without_teacher(recipe), "float32") is None
+
+
+def test_prepare_names_the_teachers_share(monkeypatch):
+    monkeypatch.setattr(memory, "machine_ram", lambda: 64 * GIB)
+    # Written for 2 devices x 64: on 1 CPU context the 128 images are checked against the RAM.
+    recipe = load_recipe("mnist5k_resnet8_distill", ["train.devices=2"])
+    setup = prepare(recipe, RunOptions())
+    share = memory.device_memory(recipe, "float32", [], contexts=1).teacher_need(128)
+    said = [c for c in setup.plan.changes if "an estimated" in c]
+    assert len(said) == 1 and f"(teacher cifar_resnet20_v1_a: {share / 2**20:.0f} MiB)" in said[0]
+    assert setup.plan.global_batch == 128

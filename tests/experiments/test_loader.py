@@ -131,6 +131,9 @@ def test_experiments_dir_is_the_checkout_folder_with_its_readme():
     ('"cifar_resnet56_v1_a", "cifar_resnet110', '"cifar_resnet20_v1_a", "cifar_resnet110',
      "networks lists cifar_resnet20_v1_a twice"),
     ("networks = [", "networks = [] #", "networks must be a non-empty list"),
+    ('"cifar_resnet56_v1_a", "cifar_resnet110', '"cifar_fractalnet20", "cifar_resnet110',
+     r"networks: cifar_fractalnet20: lesion analysis deletes residual units .* fractalnet has "
+     r"none: .*eval_columns=deepest\); use a resnet, wide resnet, resnext or res2net network"),
     # recipe, analyses, seeds
     ('recipe = "digits_resnet"', 'recipe = "digits_resnt"',
      r"recipe: unknown recipe 'digits_resnt' \(did you mean: digits_resnet"),

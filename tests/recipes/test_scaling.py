@@ -88,3 +88,17 @@ def test_plan_rescales_he2015_cifar_to_64_when_it_does_not_fit():
     assert (plan.global_batch, plan.lr, plan.iterations, plan.milestones, plan.batch_kept) == (
         64, pytest.approx(0.05), 128000, (64000, 96000), False)
     assert "global batch 128 -> 64: lr 0.1 -> 0.05 (linear scaling rule)" in plan.changes
+
+
+def test_a_teachers_share_counts_against_the_capacity_and_is_named():
+    # Student 4 MiB + 128 x 5 MiB = 644 MiB; a teacher of 2 MiB weights + 2 MiB per image adds
+    # 258 MiB: 902 MiB, over 90 % of 1000 MiB (900) though the student alone fits.
+    taught = DeviceMemory(1000 * MIB, 5 * MIB, 4 * MIB, "RAM", teacher="resnet152_v1d",
+                          teacher_per_image=2 * MIB, teacher_fixed=2 * MIB)
+    assert (taught.teacher_need(128), taught.need(128)) == (258 * MIB, 902 * MIB)
+    refused = choose_batch(128, 2, 1, taught)
+    assert (refused.global_batch, refused.kept) == (64, False)
+    assert ("would need an estimated 902 MiB per device (teacher resnet152_v1d: 258 MiB), "
+            "more than 90% of RAM") in refused.why
+    alone = choose_batch(128, 2, 1, DeviceMemory(1000 * MIB, 5 * MIB, 4 * MIB, "RAM"))
+    assert alone.kept and "an estimated 644 MiB per device fits" in alone.why
