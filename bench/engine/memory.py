@@ -10,12 +10,11 @@ much one device has, and how much one training image, the model's fixed state an
 * a distillation teacher (``[distill]``, :mod:`bench.engine.distill`) runs on the same device in
   predict mode, so it keeps no gradients and no optimizer state: its share is its stored
   weights (every parameter, BN running statistics included, at 4 bytes, 2 when cast to
-  float16; a bf16 teacher keeps fp32 weights and casts them in its graph) plus the same
-  per-image activation count as the student's, at the run's dtype and the same per-device
-  batch. For a forward that keeps nothing for a backward pass this is looser still (MXNet frees
-  or reuses each buffer once read): the distillation demo's teacher (cifar_resnet20_v1_a,
-  28x28x1, hybridized, predict mode) measured 0.18 MiB of peak RSS per extra image (batch 32
-  against 256, Intel Xeon, 1 thread) against the estimate's 1.97 MiB;
+  float16; a bf16 teacher keeps fp32 weights and casts them in its graph) plus, per image,
+  :data:`PREDICT_MARGIN` times :func:`bench.models.profile`'s inference memory (the most
+  tensors alive at once in an in-order forward) at the run's dtype and the same per-device
+  batch. The training count would be 11-17x too much here: a forward that keeps nothing for a
+  backward pass frees each buffer once read;
 * a device's capacity: on GPU the free memory MXNet reports (``mx.context.gpu_memory_info``,
   the smallest over the GPUs used), else unknown; on CPU this machine's physical RAM, shared
   by the CPU contexts and by the workers of a multi-worker job (which may all run here).
@@ -36,7 +35,12 @@ from bench.engine.cluster import Cluster
 from bench.recipes import DeviceMemory, Recipe
 
 BYTES_PER_PARAMETER = 16  # fp32 weights, gradients, momentum, one more copy (our choice)
-_CACHE: dict[tuple, tuple[int, int]] = {}
+# Our choice, from peak RSS per extra image in a hybridized predict-mode forward against the
+# live-tensor count (Intel Xeon, 1 thread, MXNet 1.9.1 with oneDNN, whose layout copies the
+# count does not see): 1.29x for cifar_resnet20_v1_a at 28x28x1 (0.185 against 0.144 MiB, batch
+# 32 against 256) and 1.31x for resnet50_v1d at 224 (12.0 against 9.19 MiB, batch 4 against 20).
+PREDICT_MARGIN = 2
+_CACHE: dict[tuple, tuple[int, int, int, int]] = {}
 
 
 def machine_ram() -> int | None:
@@ -56,8 +60,10 @@ def gpu_free_memory(gpus: Sequence[int]) -> int | None:
         return None
 
 
-def _counts(recipe: Recipe, network: str, args: dict, dtype: str) -> tuple[int, int, int]:
-    """(activation bytes per image at ``dtype``, learnable parameters, total parameters) of
+def _counts(recipe: Recipe, network: str, args: dict,
+            dtype: str) -> tuple[int, int, int, int]:
+    """(training and inference activation bytes per image at ``dtype``, learnable parameters,
+    total parameters) of
     ``network`` built with ``args`` for ``recipe``'s data, as :func:`bench.engine.build.network`
     and the teacher's loader build it (the data set's classes and channels)."""
     from bench.data.spec import in_channels, num_classes
@@ -72,13 +78,14 @@ def _counts(recipe: Recipe, network: str, args: dict, dtype: str) -> tuple[int, 
             kwargs.setdefault("in_channels", channels)
         counts = profile(get_model(network, **kwargs), (1, channels, size, size),
                          dtype_bytes=dtype_bytes)
-        _CACHE[key] = (counts.activation_bytes, counts.learnable_params, counts.total_params)
+        _CACHE[key] = (counts.activation_bytes, counts.inference_bytes,
+                       counts.learnable_params, counts.total_params)
     return _CACHE[key]
 
 
 def training_bytes(recipe: Recipe, dtype: str) -> tuple[int, int]:
     """(bytes per training image, fixed bytes) of ``recipe``'s network at ``dtype``."""
-    activations, learnable, _ = _counts(recipe, recipe.network, recipe.network_args, dtype)
+    activations, _, learnable, _ = _counts(recipe, recipe.network, recipe.network_args, dtype)
     return activations, learnable * BYTES_PER_PARAMETER
 
 
@@ -88,8 +95,8 @@ def teacher_bytes(recipe: Recipe, dtype: str) -> tuple[int, int] | None:
     d = recipe.distill
     if not d.enabled:
         return None
-    activations, _, total = _counts(recipe, d.teacher, d.teacher_args, dtype)
-    return activations, total * (2 if dtype == "float16" else 4)
+    _, live, _, total = _counts(recipe, d.teacher, d.teacher_args, dtype)
+    return PREDICT_MARGIN * live, total * (2 if dtype == "float16" else 4)
 
 
 def device_memory(recipe: Recipe, dtype: str, gpus: Sequence[int], contexts: int,

@@ -103,11 +103,12 @@ def test_a_teacher_adds_its_predict_mode_share_to_the_estimate():
     # at 4 bytes, none of the 16 a trained parameter costs.
     assert taught.teacher_fixed / 4 == pytest.approx(0.27e6, rel=0.01)
     # The same net trained (mnist5k_resnet20 trains the teacher) costs more at the same batch:
-    # the same activations, plus gradients and optimizer state.
+    # every activation kept for the backward pass, plus gradients and optimizer state.
     trained = memory.device_memory(load_recipe("mnist5k_resnet20"), "float32", [], contexts=1)
-    assert taught.teacher_per_image == trained.per_image
-    assert share < trained.need(128)
-    assert trained.need(128) - share == trained.fixed - taught.teacher_fixed
+    assert taught.teacher_per_image < trained.per_image and share < trained.need(128)
+    # Oracle: peak RSS of a hybridized predict-mode forward of this net measured 0.185 MiB per
+    # extra image (bench.engine.memory's docstring); the share must cover it, not by 10x.
+    assert 0.185 * 2**20 <= taught.teacher_per_image <= 3 * 0.185 * 2**20
 
 
 def test_a_float16_teacher_stores_half_the_bytes():

@@ -64,6 +64,33 @@ def test_profile_counts_a_tiny_net_by_hand(mx):
     assert p.learnable_params == conv + 8 + dense
     assert p.macs == conv * 8 * 8 + 4 * 8 * 8 * 5
     assert p.activation_bytes == 4 * (4 * 64 + 4 * 64 + 5)
+    # Predict mode: at the BN the conv's output and the BN's are alive, the input already freed.
+    assert p.inference_bytes == 4 * (4 * 64 + 4 * 64)
+
+
+def test_inference_memory_keeps_a_shortcut_alive(mx):
+    """y = conv2(relu(conv1(x))) + x: the input stays alive until the addition reads it, so at
+    relu and at conv2 three 2x8x8 tensors are alive at once (by hand: x, the reader's input and
+    its output); without the shortcut two would be."""
+    from mxnet.gluon import nn
+
+    class Unit(nn.HybridBlock):
+        def __init__(self, shortcut: bool):
+            super().__init__()
+            self.shortcut = shortcut
+            self.conv1 = nn.Conv2D(2, 3, padding=1, in_channels=2, use_bias=False)
+            self.conv2 = nn.Conv2D(2, 3, padding=1, in_channels=2, use_bias=False)
+
+        def hybrid_forward(self, F, x):
+            y = self.conv2(F.relu(self.conv1(x)))
+            return y + x if self.shortcut else y
+
+    from bench.models import profile
+    tensor = 4 * 2 * 8 * 8
+    for shortcut, alive in ((True, 3), (False, 2)):
+        net = Unit(shortcut)
+        net.initialize()
+        assert profile(net, (2, 2, 8, 8)).inference_bytes == alive * tensor
 
 
 def test_option_a_and_plain_nets_have_fewer_parameters_than_projections():
