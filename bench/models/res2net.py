@@ -94,7 +94,8 @@ class HierarchicalBottleneck(HybridBlock):
                 self.expand.add(_conv(width * scale, out_ch, 1), _bn(out_ch, zero_gamma))
 
     def hybrid_forward(self, F, x):
-        groups = F.split(self.reduce(x), num_outputs=self._scale, axis=1)
+        reduced = self.reduce(x)
+        groups = F.split(reduced, num_outputs=self._scale, axis=1)
         outs, y = [], None
         for i, conv in enumerate(self.convs._children.values()):
             y = conv(groups[i] if y is None or self._stage_unit else groups[i] + y)
@@ -104,8 +105,12 @@ class HierarchicalBottleneck(HybridBlock):
         # The channel concat, as a stack on a new axis folded back into the channels (the same
         # tensor): MXNet 1.9.1's oneDNN concat fails in backward ("could not construct a
         # sub-memory") when the passed-through group joins the convs' outputs at widths such as
-        # 26 or 14; the 5-D stack does not go through oneDNN.
-        return self.expand(F.reshape(F.stack(*outs, axis=1), (0, -3, -2)))
+        # 26 or 14; the 5-D stack does not go through oneDNN. The fold takes its channel count
+        # from ``reduced`` (width * scale) with reshape_like, not reshape's (0, -3, -2), which
+        # MXNet's ONNX exporter rejects.
+        stacked = F.stack(*outs, axis=1)
+        return self.expand(F.reshape_like(stacked, reduced, lhs_begin=1, lhs_end=3,
+                                          rhs_begin=1, rhs_end=2))
 
 
 class Res2NetUnit(ResidualUnit):
