@@ -383,6 +383,9 @@ def quantize_onnx(model: bytes, batches: list[np.ndarray], *, mode: str = "naive
         # logger even when it was done; keep them off the user's terminal.
         logging.disable(logging.WARNING)
         stack.callback(logging.disable, logging.NOTSET)
+        # Its entropy calibration print()s its progress: keep stdout for our result (JSON).
+        import sys
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))
         fp32, pre, out = (str(Path(tmp) / name) for name in ("fp32.onnx", "pre.onnx", "q.onnx"))
         Path(fp32).write_bytes(model)
         # MXNet's graph has static shapes: no symbolic shape inference needed.

@@ -20,7 +20,11 @@ int8 and fp32 with oneDNN fusion (``fuse``) are CPU conversions by :mod:`bench.i
 our fp32 net. int8 is calibrated here on synthetic batches (the speed of its kernels does not
 depend on the values; accuracy is ``bench eval``'s business). With ``compare="float32"`` the
 other network is our own fp32 net, unfused, with the same weights, so the ratio is the
-speed-up the precision (or the fusion) brings, measured in one process.
+speed-up the precision (or the fusion) brings, measured in one process. With
+``compare="onnxruntime"`` the other is our fp32 net exported to ONNX in ONNX Runtime's CPU
+provider (:class:`bench.export.OrtRunner`); with int8, ONNX Runtime's own static quantization
+of it, calibrated on the same synthetic batches with the same layers kept fp32, so the ratio
+compares two int8 implementations of one network.
 
 Default batch sizes: on CPU 32 for CIFAR-size nets and 16 for ImageNet-size nets (large
 enough for MXNet's CPU kernels to reach their throughput, small enough that a round takes
