@@ -18,10 +18,17 @@ Three things the exporter gets wrong are corrected here:
   exported parameters get gamma = 1 at exactly those BatchNorms (the net itself is untouched);
 * it lists every weight as a graph input too, which stops ONNX Runtime from constant-folding
   them (it warns once per weight); those inputs are dropped from the model;
-* it stamps the model with the newest opset the installed onnx knows (23 for onnx 1.18) while
-  its translations are written for opsets 12 and 13: ONNX Runtime then reads an equal-parts
-  ``Split`` (Res2Net) under opset 18's schema, which needs ``num_outputs``, and refuses the
-  model. The model is stamped :data:`OPSET`, the opset its nodes were written for.
+* it stamps the model with the newest opset the installed onnx knows (23 for onnx 1.18.0),
+  although its translations are written for opsets 12 and 13 (it picks, per operator, the
+  newest translation up to 13). ONNX Runtime 1.23.2 runs such an fp32 graph, but its CPU
+  provider has no ``QuantizeLinear`` kernel for opset 23 (kernels up to 21-22), so a quantized
+  model is refused ("Could not find an implementation for QuantizeLinear(23)"), and it reads
+  an equal-parts ``Split`` (Res2Net) under opset 18's schema, which needs ``num_outputs``, and
+  refuses even the fp32 model. The model is
+  stamped :data:`EXPORTER_OPSET`, the opset its nodes are written for;
+* it leaves Conv nodes unnamed; every unnamed node is named after its first output (MXNet's
+  layer name, e.g. ``resnet50_v1d_conv0_fwd``), so that layers can be named, e.g. kept fp32
+  by ONNX Runtime's quantizer.
 
 Every export ends with an output check: the written model is loaded back (ONNX Runtime's CPU
 provider, or ``SymbolBlock.imports``) and run on a random batch next to MXNet's own network, and
@@ -49,9 +56,10 @@ FORMATS = ("onnx", "symbol")
 # Relative mismatch (max |exported - mxnet| / max |mxnet|) above which an export fails.
 TOLERANCE = 1e-4
 ONNX_PIN = "onnx==1.18.0"
+# The newest opset MXNet 1.9.1's ONNX translations are written for (mx2onnx/_op_translations_
+# opset12.py and _opset13.py); the exporter stamps a newer one (see the module docstring).
+EXPORTER_OPSET = 13
 INSTALL_HINT = "pip install -e '.[onnx]'"
-# The newest opset MXNet 1.9.1's translations are written for (mx2onnx/_op_translations_opset13).
-OPSET = 13
 _TRUE = ("true", "1")
 
 
@@ -217,13 +225,16 @@ def onnx_bytes(net, x, *, fix_gamma: bool = True,
             raise BenchError(f"MXNet's ONNX exporter cannot export this network: "
                              f"{summary(exc)}") from None
         model = onnx.load(str(out))
-    for opset in model.opset_import:
-        if opset.domain in ("", "ai.onnx"):
-            opset.version = min(opset.version, OPSET)
     weights = {init.name for init in model.graph.initializer}
     kept = [inp for inp in model.graph.input if inp.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(kept)
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = min(opset.version, EXPORTER_OPSET)
+    for node in model.graph.node:
+        if not node.name:
+            node.name = node.output[0]
     return model.SerializeToString(), fixed
 
 
@@ -308,32 +319,155 @@ def _fail_if_mismatch(diff: float, name: str, runner: str) -> None:
                          f"{diff:.2e} relative ({runner}, limit {TOLERANCE:g}); nothing written")
 
 
+# ONNX Runtime's precisions in `bench speed --compare onnxruntime`: fp32, or its own static
+# int8 quantization of our exported fp32 net (bfloat16: its CPU provider has no bf16 conv).
+ORT_PRECISIONS = ("float32", "int8")
+# Our --calib-mode names -> onnxruntime.quantization.CalibrationMethod's.
+ORT_CALIB_METHODS = {"naive": "MinMax", "entropy": "Entropy"}
+# QDQ (QuantizeLinear/DequantizeLinear pairs, fused into QLinearConv etc. by the session) with
+# uint8 activations and int8 weights (U8S8): the combination ONNX Runtime's documentation
+# recommends on x86-64, and the fastest measured on this project's Xeon (cifar_resnet20_v1
+# batch 16, 2 threads: QDQ U8S8 700 img/s, QDQ S8S8 190, QOperator U8S8 800, fp32 520;
+# resnet50_v1d: 11, 12, 11 and 7 img/s, a loaded machine). QOperator was as fast but ONNX
+# Runtime warns it is the legacy format.
+ORT_QUANT_FORMAT = "QDQ"
+ORT_ACTIVATION_TYPE, ORT_WEIGHT_TYPE = "QUInt8", "QInt8"
+
+
 def check_ort_request(mode: str, dtype: str) -> None:
     """What ``bench speed --compare onnxruntime`` cannot do, in one line, before anything runs:
-    ONNX Runtime is timed for inference in float32 only, and the extra must be installed."""
+    ONNX Runtime is timed for inference in float32 or int8 only, and the extra must be
+    installed."""
     if mode != "infer":
         raise BenchError("--compare onnxruntime times inference only (ONNX Runtime does not "
                          "train here): drop --mode train")
-    if dtype != "float32":
-        raise BenchError(f"--compare onnxruntime runs float32 only, not {dtype}")
+    if dtype not in ORT_PRECISIONS:
+        raise BenchError(f"--compare onnxruntime runs float32 or int8, not {dtype} (ONNX "
+                         "Runtime's CPU provider has no bf16/fp16 convolution); time "
+                         f"{dtype} with --compare float32")
     require_onnx()
+
+
+class _CalibrationReader:
+    """The calibration batches as ``onnxruntime.quantization.CalibrationDataReader`` reads
+    them (``get_next`` until None)."""
+
+    def __init__(self, input_name: str, batches: list[np.ndarray]):
+        self._feeds = iter([{input_name: b} for b in batches])
+
+    def get_next(self):
+        return next(self._feeds, None)
+
+    def rewind(self) -> None:  # pragma: no cover - the quantizer reads the batches once
+        raise BenchError("ONNX Runtime's calibration asked for its batches twice")
+
+
+def quantize_onnx(model: bytes, batches: list[np.ndarray], *, mode: str = "naive",
+                  per_channel: bool = False,
+                  exclude: list[str] | tuple[str, ...] = ()) -> tuple[bytes, dict]:
+    """``model`` (fp32, from :func:`onnx_bytes`) statically quantized to int8 by
+    ``onnxruntime.quantization`` on ``batches``; returns the model and what was done (JSON).
+
+    The fp32 model is first pre-processed (``quant_pre_process``: ONNX Runtime's basic graph
+    optimizations, which fold BatchNorm into Conv, and shape inference), as its quantizer
+    asks; ``exclude`` names nodes kept fp32 (our int8 net's first conv and classifier)."""
+    import contextlib
+    import logging
+    onnx, ort = require_onnx()
+    from onnxruntime import quantization as q
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    check_choice("calibration mode", mode, tuple(ORT_CALIB_METHODS))
+    if not batches:
+        raise BenchError("ONNX Runtime's int8 calibration got no batches")
+    with tempfile.TemporaryDirectory(prefix="bench-ortq-") as tmp, \
+            contextlib.ExitStack() as stack:
+        # The quantizer logs "consider pre-processing" and the like at WARNING on the root
+        # logger even when it was done; keep them off the user's terminal.
+        logging.disable(logging.WARNING)
+        stack.callback(logging.disable, logging.NOTSET)
+        # Its entropy calibration print()s its progress: keep stdout for our result (JSON).
+        import sys
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+        fp32, pre, out = (str(Path(tmp) / name) for name in ("fp32.onnx", "pre.onnx", "q.onnx"))
+        Path(fp32).write_bytes(model)
+        # MXNet's graph has static shapes: no symbolic shape inference needed.
+        quant_pre_process(fp32, pre, skip_symbolic_shape=True)
+        graph = onnx.load(pre).graph
+        names = {node.name for node in graph.node}
+        unknown = sorted(set(exclude) - names)
+        if unknown:
+            raise BenchError(f"ONNX Runtime's int8: no node {', '.join(unknown)} in the exported "
+                             "graph to keep fp32")
+        try:
+            q.quantize_static(
+                pre, out, _CalibrationReader(graph.input[0].name, list(batches)),
+                quant_format=getattr(q.QuantFormat, ORT_QUANT_FORMAT),
+                activation_type=getattr(q.QuantType, ORT_ACTIVATION_TYPE),
+                weight_type=getattr(q.QuantType, ORT_WEIGHT_TYPE),
+                per_channel=per_channel, nodes_to_exclude=list(exclude),
+                calibrate_method=getattr(q.CalibrationMethod, ORT_CALIB_METHODS[mode]))
+        except (ValueError, RuntimeError, NotImplementedError) as exc:
+            from bench.errors import summary
+            raise BenchError(f"ONNX Runtime's quantizer failed: {summary(exc)}") from None
+        quantized = Path(out).read_bytes()
+    settings = {
+        "dtype": "int8", "format": ORT_QUANT_FORMAT,
+        "activation_type": ORT_ACTIVATION_TYPE, "weight_type": ORT_WEIGHT_TYPE,
+        "calibration_method": ORT_CALIB_METHODS[mode], "calibration_batches": len(batches),
+        "per_channel": per_channel, "excluded": list(exclude), "pre_processed": True,
+    }
+    return quantized, settings
+
+
+def top1_agreement(got: np.ndarray, want: np.ndarray) -> float:
+    """Share of the batch on which both outputs pick the same class."""
+    return float(np.mean(got.argmax(axis=1) == want.argmax(axis=1)))
 
 
 class OrtRunner:
     """ONNX Runtime's side of ``bench speed --compare onnxruntime``: the same interface as the
-    speed module's runners (``warm_up``, ``run``, ``results``), on the same input."""
+    speed module's runners (``warm_up``, ``run``, ``results``), on the same input.
 
-    def __init__(self, net, x, name: str, threads: int | None = None):
-        _, ort = require_onnx()
+    ``net`` is our fp32 net; with ``calib_data`` (a list of fp32 batches) it is run as ONNX
+    Runtime's int8 quantization of it (:func:`quantize_onnx`, ``calibration`` as for ours,
+    ``exclude`` kept fp32). Either way ``settings`` records what ran, with an output check:
+    ONNX Runtime's outputs against MXNet's fp32 net on a separate random batch (relative
+    mismatch as :func:`rel_diff`, top-1 agreement)."""
+
+    def __init__(self, net, x, name: str, threads: int | None = None, *,
+                 calib_data: list | None = None, calibration=None,
+                 exclude: list[str] | tuple[str, ...] = ()):
+        onnx, ort = require_onnx()
         if x.context.device_type != "cpu":
             raise BenchError("--compare onnxruntime runs on the CPU: drop --gpus")
         model, _ = onnx_bytes(net, x)
+        self.settings: dict[str, Any] = {"dtype": "float32"}
+        if calib_data is not None:
+            model, self.settings = quantize_onnx(
+                model, [b.asnumpy() if hasattr(b, "asnumpy") else np.asarray(b, np.float32)
+                        for b in calib_data],
+                mode=calibration.mode if calibration else "naive",
+                per_channel=bool(calibration) and calibration.granularity == "channel-wise",
+                exclude=exclude)
+        self.settings["opset"] = next(o.version for o in onnx.load_from_string(model).opset_import
+                                      if o.domain in ("", "ai.onnx"))
         self.threads = threads or default_threads()
+        self.settings["threads"] = self.threads
         self.session = ort_session(model, self.threads)
-        self.feed = {self.session.get_inputs()[0].name: x.asnumpy()}
+        input_name = self.session.get_inputs()[0].name
+        self.feed = {input_name: x.asnumpy()}
         self.batch_size = int(x.shape[0])
         self.version = ort.__version__
-        self.name = (f"{name} (onnxruntime, {self.threads} thread"
+        probe = random_input(net, self.batch_size, int(x.shape[-1]), seed=1)
+        got = self.session.run(None, {input_name: probe.asnumpy()})[0]
+        want = _mxnet_output(net, probe)
+        self.settings["check"] = {"against": "mxnet float32", "input": "random normal",
+                                  "batch": self.batch_size,
+                                  "max_rel_diff": rel_diff(got, want),
+                                  "top1_agreement": top1_agreement(got, want)}
+        self.probe = probe
+        precision = "int8, " if calib_data is not None else ""
+        self.name = (f"{name} (onnxruntime, {precision}{self.threads} thread"
                      f"{'s' if self.threads != 1 else ''})")
         self.results: list = []
 

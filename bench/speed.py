@@ -20,7 +20,11 @@ int8 and fp32 with oneDNN fusion (``fuse``) are CPU conversions by :mod:`bench.i
 our fp32 net. int8 is calibrated here on synthetic batches (the speed of its kernels does not
 depend on the values; accuracy is ``bench eval``'s business). With ``compare="float32"`` the
 other network is our own fp32 net, unfused, with the same weights, so the ratio is the
-speed-up the precision (or the fusion) brings, measured in one process.
+speed-up the precision (or the fusion) brings, measured in one process. With
+``compare="onnxruntime"`` the other is our fp32 net exported to ONNX in ONNX Runtime's CPU
+provider (:class:`bench.export.OrtRunner`); with int8, ONNX Runtime's own static quantization
+of it, calibrated on the same synthetic batches with the same layers kept fp32, so the ratio
+compares two int8 implementations of one network.
 
 Default batch sizes: on CPU 32 for CIFAR-size nets and 16 for ImageNet-size nets (large
 enough for MXNet's CPU kernels to reach their throughput, small enough that a round takes
@@ -209,7 +213,7 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
         theirs.initialize(mx.init.Xavier(magnitude=2), ctx=contexts)
         # Same weights, so that both compute on the same numbers (denormals cost time on CPU).
         copy_by_structure(fp32, theirs, spec.input_size, contexts[0])
-    converted = None
+    converted = calib_data = None
     if mode == "train" and dtype == "bfloat16":
         # The engine's bf16 training graph (train.dtype = "bfloat16") on the fp32 parameters:
         # what `bench run` trains, so the ratio is the training speed-up a recipe gets.
@@ -222,8 +226,8 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
             calibration = calibration or inference.Calibration()
             say(f"calibrating int8 on {calibration.batches} synthetic batches "
                 f"({calibration.mode}, {calibration.granularity})")
-        converted = inference.convert(fp32, dtype, x, fuse=fuse,
-                                      calib_data=_synthetic_batches(x, calibration),
+        calib_data = _synthetic_batches(x, calibration)
+        converted = inference.convert(fp32, dtype, x, fuse=fuse, calib_data=calib_data,
                                       calibration=calibration)
         nets["ours"] = converted.net
     if compare == "gluoncv":
@@ -250,10 +254,23 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
                           x=x)
         _warm_up(runner, warmup, spec.name, size)
         runners[key] = runner
-    if compare == "onnxruntime":  # our net, exported, on the same input (bench/export.py)
+    ort_settings = None
+    if compare == "onnxruntime":  # our fp32 net, exported, on the same input (bench/export.py)
         from bench.export import OrtRunner
-        runners["theirs"] = OrtRunner(nets["ours"], runners["ours"].data[0], spec.name)
+        if dtype == "int8":
+            say("quantizing the exported net with onnxruntime.quantization on the same "
+                f"{len(calib_data)} calibration batches")
+        runners["theirs"] = OrtRunner(
+            fp32, runners["ours"].data[0], spec.name, calib_data=calib_data,
+            calibration=calibration, exclude=converted.excluded if dtype == "int8" else ())
         runners["theirs"].warm_up(warmup)
+        ort_settings = runners["theirs"].settings
+        if converted is not None:  # ours on the same check batch, for comparison
+            from bench.export import _mxnet_output, rel_diff, top1_agreement
+            probe = runners["theirs"].probe
+            want, got = _mxnet_output(fp32, probe), _mxnet_output(converted.net, probe)
+            ort_settings["check"]["ours_max_rel_diff"] = rel_diff(got, want)
+            ort_settings["check"]["ours_top1_agreement"] = top1_agreement(got, want)
     if iterations is None:
         per_step = runners["ours"].run(1).seconds
         iterations = max(1, round(seconds / per_step))
@@ -272,7 +289,8 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
         settings["calibration"]["data"] = "synthetic"
     return _report(spec, runners, mode=mode, batch=batch, settings=settings,
                    contexts=contexts, size=size, warmup=warmup, iterations=iterations,
-                   rounds=rounds, compare=compare, load_before=load_before)
+                   rounds=rounds, compare=compare, load_before=load_before,
+                   ort_settings=ort_settings)
 
 
 def _synthetic_batches(x, calibration):
@@ -320,7 +338,7 @@ def _check_request(spec, mode: str, dtype: str, compare: str | None, fuse: bool 
 
 def _report(spec, runners: dict, *, mode: str, batch: int, settings: dict, contexts: list,
             size: int, warmup: int, iterations: int, rounds: int, compare: str | None,
-            load_before) -> dict:
+            load_before, ort_settings: dict | None = None) -> dict:
     """The JSON-ready result: medians, every round, the ratio and the machine's state."""
     mx = require_mxnet()
 
@@ -355,6 +373,8 @@ def _report(spec, runners: dict, *, mode: str, batch: int, settings: dict, conte
         "mxnet": mx.__version__,
         "gluoncv": _gluoncv_version() if compare == "gluoncv" else None,
         "onnxruntime": getattr(runners.get("theirs"), "version", None),
+        # What ONNX Runtime ran (precision, quantization, opset, threads) and its output check.
+        "onnxruntime_run": ort_settings,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "cpu": cpu_model(),
         "cpu_flags": present(cpu_flags()),

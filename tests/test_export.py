@@ -90,17 +90,17 @@ def test_onnx_export_matches_mxnet(tmp_path, name, gamma):
 @needs_onnx
 def test_res2net_exports_to_onnx(tmp_path):
     """Res2Net's channel fold (reshape_like, not reshape's -3) and its equal-parts Split, read
-    under the opset the exporter's translations were written for (bench.export.OPSET), not the
+    under the opset the exporter's translations were written for (bench.export.EXPORTER_OPSET), not the
     newest one onnx knows, under which ONNX Runtime refuses the Split."""
     import onnx
-    from bench.export import OPSET
+    from bench.export import EXPORTER_OPSET
     net, params = _saved_net(tmp_path, "res2net50_14w_8s")
     out = tmp_path / "net.onnx"
     report = _export_json("res2net50_14w_8s", "--params", str(params), "--format", "onnx",
                           "--out", str(out), "--input-size", "32", "--batch-size", "2")
     assert report["max_rel_diff"] <= TOLERANCE  # measured 6e-7
     opsets = {o.domain or "ai.onnx": o.version for o in onnx.load(str(out)).opset_import}
-    assert opsets["ai.onnx"] == OPSET == 13
+    assert opsets["ai.onnx"] == EXPORTER_OPSET == 13
     x, want = _reference(net, 2)
     import onnxruntime as ort
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])

@@ -28,8 +28,12 @@ from bench.speed import COMPARE, MODES
 @click.option("--compare", type=click.Choice(COMPARE), default=None,
               help="Also time, interleaved: gluoncv = GluonCV's network of the same name; "
                    "float32 = our own fp32 net unfused (the ratio is the precision's "
-                   "speed-up); onnxruntime = ours exported to ONNX in ONNX Runtime's CPU "
-                   "provider with as many threads (inference, needs the onnx extra).")
+                   "speed-up); onnxruntime = our fp32 net exported to ONNX in ONNX Runtime's "
+                   "CPU provider with as many threads (inference, needs the onnx extra); with "
+                   "--dtype int8 ONNX Runtime runs its own static int8 quantization of it, "
+                   "calibrated on the same batches with the same --calib-mode, --granularity "
+                   "and fp32 layers; --dtype bfloat16 is refused (its CPU provider has no bf16 "
+                   "convolution).")
 @click.option("--gpus", default=None, metavar="IDS",
               help="Comma-separated GPU numbers, e.g. 0,1 (the batch is split over them); "
                    "default: CPU.")
@@ -55,7 +59,10 @@ def speed(model: str, mode: str, batch_size: int | None, dtype: str, fuse: bool,
     name (same weights, same input) is timed in alternating rounds in the same process;
     with --compare float32, our own fp32 net is, so that the ratio is the speed-up of --dtype
     (or of --fuse). int8 is calibrated on synthetic batches (speed does not depend on the
-    values; `bench eval` measures the accuracy).
+    values; `bench eval` measures the accuracy). With --compare onnxruntime --dtype int8, ONNX
+    Runtime quantizes our exported fp32 net itself (QDQ, uint8 activations, int8 weights) and
+    its outputs are checked against our fp32 net's on a random batch (reported, not judged:
+    int8 differs).
 
     One line per round goes to stderr; the result goes to stdout.
     """
@@ -91,6 +98,9 @@ def render_text(result: dict) -> str:
     for label, r in rows:
         lines.append(f"{label:{label_width}}  {r['name']:<{name_width}}  {r['images_per_sec']:8.1f}  "
                      + " ".join(f"{v:.1f}" for v in r["rounds"]))
+    ort = result.get("onnxruntime_run")
+    if ort:
+        lines.append(_ort_line(ort))
     if result["ratio"] is not None:
         ours = (result["dtype"] + (" fused" if result["fused"] else "")
                 if result["compare"] == "float32" else "ours")
@@ -106,4 +116,21 @@ def _precision(result: dict) -> str:
     if calib:
         text += (f" ({calib['mode']}, {calib['batches']} {calib.get('data', '')} calibration "
                  f"batches, {calib['granularity']}, fp32: {', '.join(calib['excluded']) or '-'})")
+    return text
+
+
+def _ort_line(ort: dict) -> str:
+    """What ONNX Runtime ran and how its outputs compare with our fp32 net's."""
+    check = ort["check"]
+    text = f"onnxruntime: {ort['dtype']}, opset {ort['opset']}"
+    if ort["dtype"] == "int8":
+        text += (f", {ort['format']} {ort['activation_type']}/{ort['weight_type']}, "
+                 f"{ort['calibration_method']} on {ort['calibration_batches']} batches, "
+                 f"{'per-channel' if ort['per_channel'] else 'per-tensor'}, fp32: "
+                 f"{', '.join(ort['excluded']) or '-'}")
+    text += (f"; vs our fp32 on a random batch: rel. diff {check['max_rel_diff']:.2e}, "
+             f"top-1 agreement {check['top1_agreement']:.2f}")
+    if "ours_max_rel_diff" in check:
+        text += (f" (ours {ort['dtype']}: {check['ours_max_rel_diff']:.2e}, "
+                 f"{check['ours_top1_agreement']:.2f})")
     return text
