@@ -347,12 +347,29 @@ def _versions() -> dict:
     return out
 
 
+def configurations(models: list[str] | None, batches: list[int] | None, mode: str | None,
+                   ours: list[dict] | None = None) -> list[tuple[str, int, str]]:
+    """The (network, batch, mode) triples to time in torch: the product of the options (their
+    defaults: every mapped network, batch 16, inference), or with saved results of ours, the
+    triples they hold (of the mapped networks), narrowed by whichever options are given."""
+    modes = None if mode is None else (MODES if mode == "both" else (mode,))
+    if ours is None:
+        return [(n, b, m) for n in models or NAME_MAP for b in batches or [16]
+                for m in modes or ("infer",)]
+    found = sorted({(r["model"], int(r["batch_size"]), r["mode"]) for r in ours})
+    return [(n, b, m) for n, b, m in found if n in NAME_MAP and (models is None or n in models)
+            and (batches is None or b in batches) and (modes is None or m in modes)]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(NAME_MAP), choices=list(NAME_MAP),
-                        metavar="NAME", help=f"our names ({', '.join(NAME_MAP)})")
-    parser.add_argument("-b", "--batch-sizes", nargs="+", type=int, default=[16], metavar="N")
-    parser.add_argument("--mode", choices=(*MODES, "both"), default="infer")
+    parser.add_argument("--models", nargs="+", default=None, choices=list(NAME_MAP),
+                        metavar="NAME", help=f"our names [default: all of {', '.join(NAME_MAP)}; "
+                        "with --ours, those in the files]")
+    parser.add_argument("-b", "--batch-sizes", nargs="+", type=int, default=None, metavar="N",
+                        help="[default: 16; with --ours, those in the files]")
+    parser.add_argument("--mode", choices=(*MODES, "both"), default=None,
+                        help="[default: infer; with --ours, those in the files]")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
@@ -382,39 +399,41 @@ def main(argv: list[str] | None = None) -> int:
               "--ours FILE...", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    modes = MODES if args.mode == "both" else (args.mode,)
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     load_before = [round(v, 2) for v in os.getloadavg()]
     figures: list[Figure] = []
-    if args.ours is not None:
-        figures += [figure_from_ours(r) for r in load_ours(args.ours)]
-    params: dict = {}
-    ours_counts = (count_ours(args.bench_python, args.models)
+    saved = None if args.ours is None else load_ours(args.ours)
+    for result in saved or []:
+        if str(result.get("omp_num_threads")) != str(args.threads):
+            say(f"warning: {result['model']} b{result['batch_size']} {result['dtype']} (ours) "
+                f"ran with OMP_NUM_THREADS={result.get('omp_num_threads')}, torch with "
+                f"{args.threads} threads")
+        figures.append(figure_from_ours(result))
+    plan = configurations(args.models, args.batch_sizes, args.mode, saved)
+    networks = list(dict.fromkeys(n for n, _, _ in plan))
+    ours_counts = (count_ours(args.bench_python, networks)
                    if Path(args.bench_python).exists() else {})
-    for network in args.models:
+    params = {n: {"ours": ours_counts.get(n),
+                  "torch": {p.label: count_params(build_peer(p, NAME_MAP[n][2]))[0]
+                            for p in NAME_MAP[n][0]}} for n in networks}
+    for network, batch, mode in plan:
         peers, size, classes = NAME_MAP[network]
-        params[network] = {"ours": ours_counts.get(network),
-                           "torch": {p.label: count_params(build_peer(p, classes))[0]
-                                     for p in peers}}
-        for batch in args.batch_sizes:
-            for mode in modes:
-                for peer in peers:
-                    for precision in TORCH_PRECISIONS:
-                        figures.append(time_torch(
-                            peer, network=network, batch=batch, mode=mode, size=size,
-                            classes=classes, precision=precision, warmup=args.warmup,
-                            rounds=args.rounds, iterations=args.iterations,
-                            seconds=args.seconds, say=say))
-                if args.ours is None:
-                    for dtype in OUR_DTYPES[mode]:
-                        say(f"{network} b{batch} {mode} ours {dtype} ...")
-                        figures.append(figure_from_ours(run_ours(
-                            args.bench_python, network=network, batch=batch, mode=mode,
-                            dtype=dtype, threads=args.threads, warmup=args.warmup,
-                            rounds=args.rounds, iterations=args.iterations)))
+        for peer in peers:
+            for precision in TORCH_PRECISIONS:
+                figures.append(time_torch(
+                    peer, network=network, batch=batch, mode=mode, size=size, classes=classes,
+                    precision=precision, warmup=args.warmup, rounds=args.rounds,
+                    iterations=args.iterations, seconds=args.seconds, say=say))
+        if saved is None:
+            for dtype in OUR_DTYPES[mode]:
+                say(f"{network} b{batch} {mode} ours {dtype} ...")
+                figures.append(figure_from_ours(run_ours(
+                    args.bench_python, network=network, batch=batch, mode=mode, dtype=dtype,
+                    threads=args.threads, warmup=args.warmup, rounds=args.rounds,
+                    iterations=args.iterations)))
     versions = _versions()
     rec = record(figures, threads=args.threads, versions=versions, params=params,
                  load_before=load_before, load_after=[round(v, 2) for v in os.getloadavg()])

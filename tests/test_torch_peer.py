@@ -109,3 +109,15 @@ def test_without_torch_the_script_exits_2_with_one_line():
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: torch is not importable")
     assert "pip install torch timm torchvision" in lines[0]
+
+
+def test_saved_results_decide_what_torch_times(peer):
+    saved = [OURS, dict(OURS, dtype="int8"), dict(OURS, batch_size=64, mode="train"),
+             dict(OURS, model="resnet18_v1b")]  # no torch peer mapped: table only
+    assert peer.configurations(None, None, None, saved) == [
+        ("cifar_resnet20_v1", 16, "infer"), ("cifar_resnet20_v1", 64, "train")]
+    assert peer.configurations(None, [64], None, saved) == [("cifar_resnet20_v1", 64, "train")]
+    assert peer.configurations(["resnet50_v1d"], [16, 64], "both") == [
+        ("resnet50_v1d", 16, "infer"), ("resnet50_v1d", 16, "train"),
+        ("resnet50_v1d", 64, "infer"), ("resnet50_v1d", 64, "train")]
+    assert len(peer.configurations(None, None, None)) == len(peer.NAME_MAP)
