@@ -14,7 +14,9 @@ PyTorch is timed in fp32, fp32 channels-last, and bf16 autocast with channels-la
 (``torch.autocast("cpu", dtype=torch.bfloat16)``), with ``torch.set_num_threads(threads)``:
 warm-up steps, then --rounds timed rounds of --iterations steps (default: about --seconds
 each), median and min-max of the rounds, as `bench speed` does. A training step is forward,
-cross-entropy, backward and an SGD step (momentum 0.9, wd 1e-4, lr 1e-3), as ours.
+cross-entropy, backward and an SGD step (momentum 0.9, wd 1e-4, lr 1e-3), as ours. torch runs
+eager: no torch.compile (it needs a C++ compiler and minutes per net) and no TorchScript
+freezing (deprecated), so its weights are reordered for oneDNN on every call.
 
 The peers (NAME_MAP): timm ``resnet50d`` for resnet50_v1d, torchvision's and timm's ``resnet50``
 for resnet50_v1b. No peer library ships He 2015's CIFAR ResNet-20, so
