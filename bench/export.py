@@ -161,7 +161,7 @@ def random_input(net, batch_size: int, input_size: int, seed: int = 0):
                        dtype="float32")
 
 
-def _mxnet_output(net, x) -> np.ndarray:
+def mxnet_output(net, x) -> np.ndarray:
     mx = require_mxnet()
     with mx.autograd.predict_mode():
         return net(x).asnumpy()
@@ -174,7 +174,7 @@ def rel_diff(got: np.ndarray, want: np.ndarray) -> float:
 
 def _symbol_files(net, x, folder: Path, name: str) -> tuple[Path, Path]:
     """``net.export`` into ``folder`` (a forward pass first: the graph is built by one)."""
-    _mxnet_output(net, x)
+    mxnet_output(net, x)
     prefix = folder / name
     net.export(str(prefix), epoch=0)
     return Path(f"{prefix}-symbol.json"), Path(f"{prefix}-0000.params")
@@ -268,7 +268,7 @@ def _check_symbol(sym_file: Path, params_file: Path, x, want: np.ndarray) -> flo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         block = mx.gluon.SymbolBlock.imports(str(sym_file), ["data"], str(params_file))
-    return rel_diff(_mxnet_output(block, x), want)
+    return rel_diff(mxnet_output(block, x), want)
 
 
 def export(network: str, *, fmt: str, out: Path, params: Path | None = None,
@@ -289,7 +289,7 @@ def export(network: str, *, fmt: str, out: Path, params: Path | None = None,
     net = _convert(build_net(spec.name, params), dtype)
     size = input_size or spec.input_size
     x = random_input(net, batch_size, size)
-    want = _mxnet_output(net, x)
+    want = mxnet_output(net, x)
     out.parent.mkdir(parents=True, exist_ok=True)
     weights = str(params) if params is not None else "fresh"
     if fmt == "onnx":
@@ -460,7 +460,7 @@ class OrtRunner:
         self.version = ort.__version__
         probe = random_input(net, self.batch_size, int(x.shape[-1]), seed=1)
         got = self.session.run(None, {input_name: probe.asnumpy()})[0]
-        want = _mxnet_output(net, probe)
+        want = mxnet_output(net, probe)
         self.settings["check"] = {"against": "mxnet float32", "input": "random normal",
                                   "batch": self.batch_size,
                                   "max_rel_diff": rel_diff(got, want),

@@ -180,22 +180,13 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
     warm-up of our network); with ``compare`` both networks run the same number.
     ``calibration`` (a :class:`bench.inference.Calibration`) sets int8's calibration.
     """
-    from bench.engine import devices
     from bench.models import get_model, get_spec
 
     spec = get_spec(model)  # unknown names fail first, with close matches
     _check_request(spec, mode, dtype, compare, fuse, batch_size=batch_size,
                    input_size=input_size, rounds=rounds, iterations=iterations)
-    gpu_ids = devices.parse_gpus(",".join(map(str, gpus)) if isinstance(gpus, (list, tuple))
-                                 else gpus)
-    require(dtype, on_gpu=bool(gpu_ids))
-    if fuse and gpu_ids:
-        raise BenchError("--fuse is oneDNN's CPU fusion: run without --gpus")
-    # The checks `bench run` makes: CPU wheel, missing GPUs, compute capabilities the
-    # mxnet-cu112 wheel has no kernels for.
-    devices.check_gpus(gpu_ids)
+    gpu_ids, contexts = _devices(gpus, dtype, fuse)
     mx = require_mxnet()
-    contexts = devices.contexts(gpu_ids)
     size = input_size or spec.input_size
     batch = batch_size or default_batch_size(size, len(gpu_ids))
     if batch < len(contexts):
@@ -206,42 +197,17 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
     fp32 = get_model(spec.name)
     fp32.initialize(mx.init.Xavier(magnitude=2), ctx=contexts)
     x = mx.nd.random.normal(shape=(batch, 3, size, size), ctx=contexts[0])
-    nets = {"ours": fp32}
-    if compare == "gluoncv":  # before any conversion: the copy runs our Gluon net
-        from bench.models.gluoncv_import import build_gluoncv, copy_by_structure
-        theirs = build_gluoncv(spec.gluoncv, classes=spec.classes)
-        theirs.initialize(mx.init.Xavier(magnitude=2), ctx=contexts)
-        # Same weights, so that both compute on the same numbers (denormals cost time on CPU).
-        copy_by_structure(fp32, theirs, spec.input_size, contexts[0])
-    converted = calib_data = None
-    if mode == "train" and dtype == "bfloat16":
-        # The engine's bf16 training graph (train.dtype = "bfloat16") on the fp32 parameters:
-        # what `bench run` trains, so the ratio is the training speed-up a recipe gets.
-        from bench.engine.build import low_precision_forward
-        fp32.hybridize(**HYBRIDIZE)
-        nets["ours"] = low_precision_forward(fp32, "bfloat16", x)
-    elif dtype in CONVERTED or fuse:
-        from bench import inference
-        if dtype == "int8":
-            calibration = calibration or inference.Calibration()
-            say(f"calibrating int8 on {calibration.batches} synthetic batches "
-                f"({calibration.mode}, {calibration.granularity})")
-        calib_data = _synthetic_batches(x, calibration)
-        converted = inference.convert(fp32, dtype, x, fuse=fuse, calib_data=calib_data,
-                                      calibration=calibration)
-        nets["ours"] = converted.net
-    if compare == "gluoncv":
-        nets["theirs"] = theirs
-    elif compare == "float32" and converted is not None:
-        nets["theirs"] = fp32  # the converted net was made from it: the same weights
+    # GluonCV's copy is made before any conversion: it copies our Gluon net.
+    gluoncv = _gluoncv_twin(spec, fp32, contexts) if compare == "gluoncv" else None
+    ours, converted, calib_data, calibration = _our_net(fp32, mode=mode, dtype=dtype, fuse=fuse,
+                                                        x=x, calibration=calibration, say=say)
+    nets = {"ours": ours}
+    if gluoncv is not None:
+        nets["theirs"] = gluoncv
     elif compare == "float32":
-        # float16 (on GPUs) against fp32: a second instance with the same fp32 weights.
-        theirs = get_model(spec.name)
-        theirs.initialize(ctx=contexts)
-        for mine, other in zip(fp32.collect_params().values(),
-                               theirs.collect_params().values()):
-            other.set_data(mine.data(contexts[0]))
-        nets["theirs"] = theirs
+        # The converted net was made from fp32 (the same weights); float16 (on GPUs) runs
+        # against a second instance with the same fp32 weights.
+        nets["theirs"] = fp32 if converted is not None else _float32_twin(spec, fp32, contexts)
     # GluonCV's net runs in our precision where that is a cast (float16), else in fp32.
     their_dtype = "float32" if compare == "float32" or converted is not None else dtype
     runners = {}
@@ -255,33 +221,14 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
         _warm_up(runner, warmup, spec.name, size)
         runners[key] = runner
     ort_settings = None
-    if compare == "onnxruntime":  # our fp32 net, exported, on the same input (bench/export.py)
-        from bench.export import OrtRunner
-        if dtype == "int8":
-            say("quantizing the exported net with onnxruntime.quantization on the same "
-                f"{len(calib_data)} calibration batches")
-        runners["theirs"] = OrtRunner(
-            fp32, runners["ours"].data[0], spec.name, calib_data=calib_data,
-            calibration=calibration, exclude=converted.excluded if dtype == "int8" else ())
-        runners["theirs"].warm_up(warmup)
-        ort_settings = runners["theirs"].settings
-        if converted is not None:  # ours on the same check batch, for comparison
-            from bench.export import _mxnet_output, rel_diff, top1_agreement
-            probe = runners["theirs"].probe
-            want, got = _mxnet_output(fp32, probe), _mxnet_output(converted.net, probe)
-            ort_settings["check"]["ours_max_rel_diff"] = rel_diff(got, want)
-            ort_settings["check"]["ours_top1_agreement"] = top1_agreement(got, want)
+    if compare == "onnxruntime":
+        runners["theirs"], ort_settings = _ort_runner(
+            fp32, runners["ours"].data[0], spec.name, converted=converted, dtype=dtype,
+            calib_data=calib_data, calibration=calibration, warmup=warmup, say=say)
     if iterations is None:
         per_step = runners["ours"].run(1).seconds
         iterations = max(1, round(seconds / per_step))
-
-    order = list(runners)
-    for r in range(rounds):
-        for key in (order if r % 2 == 0 else order[::-1]):
-            runners[key].results.append(runners[key].run(iterations))
-        say(f"round {r + 1}/{rounds}: " + ", ".join(
-            f"{_label(k, compare)} {runners[k].results[-1].images_per_sec:.1f} img/s"
-            for k in order))
+    _timed_rounds(runners, rounds, iterations, compare, say)
 
     settings = (converted.describe() if converted is not None
                 else {"dtype": dtype, "fused": False, "calibration": None})
@@ -291,6 +238,96 @@ def benchmark(model: str, *, mode: str = "infer", batch_size: int | None = None,
                    contexts=contexts, size=size, warmup=warmup, iterations=iterations,
                    rounds=rounds, compare=compare, load_before=load_before,
                    ort_settings=ort_settings)
+
+
+def _devices(gpus, dtype: str, fuse: bool) -> tuple[list[int], list]:
+    """The GPU numbers and contexts, after the checks `bench run` makes (CPU wheel, missing
+    GPUs, compute capabilities the mxnet-cu112 wheel has no kernels for) and the precision's."""
+    from bench.engine import devices
+    gpu_ids = devices.parse_gpus(",".join(map(str, gpus)) if isinstance(gpus, (list, tuple))
+                                 else gpus)
+    require(dtype, on_gpu=bool(gpu_ids))
+    if fuse and gpu_ids:
+        raise BenchError("--fuse is oneDNN's CPU fusion: run without --gpus")
+    devices.check_gpus(gpu_ids)
+    return gpu_ids, devices.contexts(gpu_ids)
+
+
+def _gluoncv_twin(spec, fp32, contexts):
+    """GluonCV's network of the same name with our weights, so that both compute on the same
+    numbers (denormals cost time on CPU)."""
+    mx = require_mxnet()
+    from bench.models.gluoncv_import import build_gluoncv, copy_by_structure
+    theirs = build_gluoncv(spec.gluoncv, classes=spec.classes)
+    theirs.initialize(mx.init.Xavier(magnitude=2), ctx=contexts)
+    copy_by_structure(fp32, theirs, spec.input_size, contexts[0])
+    return theirs
+
+
+def _float32_twin(spec, fp32, contexts):
+    """A second instance of our network holding ``fp32``'s weights."""
+    from bench.models import get_model
+    twin = get_model(spec.name)
+    twin.initialize(ctx=contexts)
+    for mine, other in zip(fp32.collect_params().values(), twin.collect_params().values()):
+        other.set_data(mine.data(contexts[0]))
+    return twin
+
+
+def _our_net(fp32, *, mode: str, dtype: str, fuse: bool, x, calibration, say):
+    """(the net to time, the conversion or None, int8's calibration batches or None, the
+    calibration used) for ``dtype`` / ``fuse``."""
+    if mode == "train" and dtype == "bfloat16":
+        # The engine's bf16 training graph (train.dtype = "bfloat16") on the fp32 parameters:
+        # what `bench run` trains, so the ratio is the training speed-up a recipe gets.
+        from bench.engine.build import low_precision_forward
+        fp32.hybridize(**HYBRIDIZE)
+        return low_precision_forward(fp32, "bfloat16", x), None, None, calibration
+    if dtype not in CONVERTED and not fuse:
+        return fp32, None, None, calibration
+    from bench import inference
+    if dtype == "int8":
+        calibration = calibration or inference.Calibration()
+        say(f"calibrating int8 on {calibration.batches} synthetic batches "
+            f"({calibration.mode}, {calibration.granularity})")
+    calib_data = _synthetic_batches(x, calibration)
+    converted = inference.convert(fp32, dtype, x, fuse=fuse, calib_data=calib_data,
+                                  calibration=calibration)
+    return converted.net, converted, calib_data, calibration
+
+
+def _ort_runner(fp32, x, name: str, *, converted, dtype: str, calib_data, calibration,
+                warmup: int, say):
+    """Our fp32 net exported and run in ONNX Runtime on the same input (int8: quantized by
+    ONNX Runtime on the same calibration batches, the same layers kept fp32), warmed up; and
+    what it ran, with ours on the same check batch when ours is converted."""
+    from bench.export import OrtRunner, mxnet_output, rel_diff, top1_agreement
+    if dtype == "int8":
+        say("quantizing the exported net with onnxruntime.quantization on the same "
+            f"{len(calib_data)} calibration batches")
+    runner = OrtRunner(fp32, x, name, calib_data=calib_data, calibration=calibration,
+                       exclude=converted.excluded if dtype == "int8" else ())
+    runner.warm_up(warmup)
+    settings = runner.settings
+    if converted is not None:
+        probe = runner.probe
+        want, got = mxnet_output(fp32, probe), mxnet_output(converted.net, probe)
+        settings["check"]["ours_max_rel_diff"] = rel_diff(got, want)
+        settings["check"]["ours_top1_agreement"] = top1_agreement(got, want)
+    return runner, settings
+
+
+def _timed_rounds(runners: dict, rounds: int, iterations: int, compare: str | None,
+                  say) -> None:
+    """``rounds`` timed rounds of ``iterations`` steps, the order alternating each round so
+    that neither net always runs first (a warm cache, a boosted clock)."""
+    order = list(runners)
+    for r in range(rounds):
+        for key in (order if r % 2 == 0 else order[::-1]):
+            runners[key].results.append(runners[key].run(iterations))
+        say(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{_label(k, compare)} {runners[k].results[-1].images_per_sec:.1f} img/s"
+            for k in order))
 
 
 def _synthetic_batches(x, calibration):
