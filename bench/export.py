@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -386,7 +387,6 @@ def quantize_onnx(model: bytes, batches: list[np.ndarray], *, mode: str = "naive
         logging.disable(logging.WARNING)
         stack.callback(logging.disable, logging.NOTSET)
         # Its entropy calibration print()s its progress: keep stdout for our result (JSON).
-        import sys
         stack.enter_context(contextlib.redirect_stdout(sys.stderr))
         fp32, pre, out = (str(Path(tmp) / name) for name in ("fp32.onnx", "pre.onnx", "q.onnx"))
         Path(fp32).write_bytes(model)
@@ -465,7 +465,8 @@ class OrtRunner:
                                   "batch": self.batch_size,
                                   "max_rel_diff": rel_diff(got, want),
                                   "top1_agreement": top1_agreement(got, want)}
-        self.probe = probe
+        # The check batch and MXNet fp32's outputs on it, to put another net next to them.
+        self.probe, self.reference = probe, want
         precision = "int8, " if calib_data is not None else ""
         self.name = (f"{name} (onnxruntime, {precision}{self.threads} thread"
                      f"{'s' if self.threads != 1 else ''})")

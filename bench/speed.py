@@ -310,10 +310,9 @@ def _ort_runner(fp32, x, name: str, *, converted, dtype: str, calib_data, calibr
     runner.warm_up(warmup)
     settings = runner.settings
     if converted is not None:
-        probe = runner.probe
-        want, got = mxnet_output(fp32, probe), mxnet_output(converted.net, probe)
-        settings["check"]["ours_max_rel_diff"] = rel_diff(got, want)
-        settings["check"]["ours_top1_agreement"] = top1_agreement(got, want)
+        got = mxnet_output(converted.net, runner.probe)
+        settings["check"]["ours_max_rel_diff"] = rel_diff(got, runner.reference)
+        settings["check"]["ours_top1_agreement"] = top1_agreement(got, runner.reference)
     return runner, settings
 
 

@@ -52,11 +52,17 @@ def effective_dtype(recipe: Recipe, on_gpu: bool) -> tuple[str, list[str]]:
 
 def network(recipe: Recipe, classes: int, in_channels: int):
     """The recipe's network, not yet initialised (the memory estimate profiles it as is)."""
+    return network_for_data(recipe.network, recipe.network_args, classes, in_channels)
+
+
+def network_for_data(name: str, args: dict[str, Any], classes: int, in_channels: int):
+    """Registered network ``name`` with the recipe's ``args``, sized for the data set's
+    ``classes`` and ``in_channels``: how the student and a distillation teacher are built."""
     from bench.models import get_model
-    args = {"classes": classes, **recipe.network_args}
+    kwargs = {"classes": classes, **args}
     if in_channels != 3:
-        args.setdefault("in_channels", in_channels)
-    return get_model(recipe.network, **args)
+        kwargs.setdefault("in_channels", in_channels)
+    return get_model(name, **kwargs)
 
 
 def build_net(recipe: Recipe, classes: int, in_channels: int, ctxs: list, dtype: str):

@@ -122,12 +122,9 @@ def build_distiller(recipe: Recipe, record: dict[str, Any], hard_loss, classes: 
                     in_channels: int, ctxs: list, dtype: str) -> Distiller:
     """Load the teacher of ``record`` (run.json's) on ``ctxs``, hybridized, in ``dtype``."""
     mx = require_mxnet()
-    from bench.models import get_model
+    from bench.engine.build import network_for_data
     d = recipe.distill
-    args = {"classes": classes, **d.teacher_args}
-    if in_channels != 3:
-        args.setdefault("in_channels", in_channels)
-    teacher = get_model(d.teacher, **args)
+    teacher = network_for_data(d.teacher, d.teacher_args, classes, in_channels)
     try:
         teacher.load_parameters(record["file"], ctx=ctxs)
     except Exception as exc:  # MXNet's or Gluon's: a file of another network

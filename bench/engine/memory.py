@@ -63,21 +63,17 @@ def gpu_free_memory(gpus: Sequence[int]) -> int | None:
 def _counts(recipe: Recipe, network: str, args: dict,
             dtype: str) -> tuple[int, int, int, int]:
     """(training and inference activation bytes per image at ``dtype``, learnable parameters,
-    total parameters) of
-    ``network`` built with ``args`` for ``recipe``'s data, as :func:`bench.engine.build.network`
-    and the teacher's loader build it (the data set's classes and channels)."""
+    total parameters) of ``network`` built with ``args`` for ``recipe``'s data
+    (:func:`bench.engine.build.network_for_data`, as the student and the teacher are)."""
     from bench.data.spec import in_channels, num_classes
-    from bench.models import get_model, profile
+    from bench.models import profile
     spec = build.data_spec(recipe)
     classes, channels = num_classes(spec), in_channels(spec)
     size, dtype_bytes = spec.input_size, 2 if dtype in ("float16", "bfloat16") else 4
     key = (network, json.dumps(args, sort_keys=True), classes, channels, size, dtype_bytes)
     if key not in _CACHE:
-        kwargs = {"classes": classes, **args}
-        if channels != 3:
-            kwargs.setdefault("in_channels", channels)
-        counts = profile(get_model(network, **kwargs), (1, channels, size, size),
-                         dtype_bytes=dtype_bytes)
+        counts = profile(build.network_for_data(network, args, classes, channels),
+                         (1, channels, size, size), dtype_bytes=dtype_bytes)
         _CACHE[key] = (counts.activation_bytes, counts.inference_bytes,
                        counts.learnable_params, counts.total_params)
     return _CACHE[key]
